@@ -1,0 +1,96 @@
+#include "ir/Attribute.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+
+namespace kiln {
+
+std::string formatFloat(double v) {
+  if (std::isnan(v))
+    return "nan";
+  if (std::isinf(v))
+    return v < 0 ? "-inf" : "inf";
+  char buf[40];
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof buf, "%.*g", precision, v);
+    if (std::strtod(buf, nullptr) == v)
+      break;
+  }
+  std::string s = buf;
+  if (s.find_first_of(".eni") == std::string::npos)
+    s += ".0";
+  return s;
+}
+
+std::vector<double> Attribute::asNumbers() const {
+  if (isInt())
+    return {double(asInt())};
+  if (isFloat())
+    return {asFloat()};
+  if (isIntList())
+    return std::vector<double>(asIntList().begin(), asIntList().end());
+  if (isFloatList())
+    return asFloatList();
+  return {};
+}
+
+std::string Attribute::toString() const {
+  if (isInt())
+    return std::to_string(asInt());
+  if (isFloat())
+    return formatFloat(asFloat());
+  if (isBool())
+    return asBool() ? "true" : "false";
+  if (isDType())
+    return std::string(dtypeName(asDType()));
+  if (isString()) {
+    std::string out = "\"";
+    for (char c : asString()) {
+      if (c == '"' || c == '\\')
+        out += '\\';
+      if (c == '\n') {
+        out += "\\n";
+        continue;
+      }
+      out += c;
+    }
+    return out + "\"";
+  }
+  std::string out = "[";
+  if (isIntList()) {
+    for (size_t i = 0; i < asIntList().size(); ++i)
+      out += (i ? ", " : "") + std::to_string(asIntList()[i]);
+  } else {
+    for (size_t i = 0; i < asFloatList().size(); ++i)
+      out += (i ? ", " : "") + formatFloat(asFloatList()[i]);
+  }
+  return out + "]";
+}
+
+const Attribute *AttrMap::find(const std::string &name) const {
+  for (const auto &[key, value] : entries_)
+    if (key == name)
+      return &value;
+  return nullptr;
+}
+
+void AttrMap::set(const std::string &name, Attribute value) {
+  for (auto &[key, v] : entries_)
+    if (key == name) {
+      v = std::move(value);
+      return;
+    }
+  entries_.emplace_back(name, std::move(value));
+}
+
+bool AttrMap::erase(const std::string &name) {
+  for (auto it = entries_.begin(); it != entries_.end(); ++it)
+    if (it->first == name) {
+      entries_.erase(it);
+      return true;
+    }
+  return false;
+}
+
+} // namespace kiln

@@ -1,0 +1,91 @@
+#include "ir/Graph.h"
+
+#include <cassert>
+
+namespace kiln {
+
+std::string TensorType::toString() const {
+  return std::string(dtypeName(dtype)) + shape.toString();
+}
+
+std::string Location::toString() const {
+  if (!known())
+    return file;
+  return file + ":" + std::to_string(line) + ":" + std::to_string(col);
+}
+
+std::string_view argRoleName(ArgRole role) {
+  switch (role) {
+  case ArgRole::Input: return "input";
+  case ArgRole::Param: return "param";
+  case ArgRole::State: return "state";
+  }
+  return "?";
+}
+
+Node::Node(OpKind kind, std::vector<Value *> operands, AttrMap attrs, TensorType type, Location loc)
+    : kind_(kind), operands_(std::move(operands)), attrs_(std::move(attrs)), loc_(std::move(loc)) {
+  result_.type = std::move(type);
+  result_.node = this;
+}
+
+const Attribute &Node::attr(const std::string &name) const {
+  if (const Attribute *a = attrs_.find(name))
+    return *a;
+  const AttrSpec *spec = info().findAttr(name);
+  assert(spec && spec->defaultValue && "attribute is neither set nor defaulted");
+  return *spec->defaultValue;
+}
+
+Argument *Graph::addArgument(std::string name, TensorType type, ArgRole role, AttrMap attrs,
+                             Location loc) {
+  auto arg = std::make_unique<Argument>();
+  arg->name = std::move(name);
+  arg->role = role;
+  arg->attrs = std::move(attrs);
+  arg->loc = std::move(loc);
+  arg->value.type = std::move(type);
+  arg->value.arg = arg.get();
+  args_.push_back(std::move(arg));
+  return args_.back().get();
+}
+
+Node *Graph::addNode(OpKind kind, std::vector<Value *> operands, AttrMap attrs, TensorType type,
+                     Location loc) {
+  nodes_.push_back(std::make_unique<Node>(kind, std::move(operands), std::move(attrs),
+                                          std::move(type), std::move(loc)));
+  return nodes_.back().get();
+}
+
+void Graph::addResult(Value *v, std::string name) {
+  results_.push_back(v);
+  resultNames_.push_back(std::move(name));
+}
+
+void Graph::addUpdate(Argument *target, Value *source, Location loc) {
+  updates_.push_back(Update{target, source, std::move(loc)});
+}
+
+std::string Graph::resultName(size_t i) const {
+  return resultNames_[i].empty() ? "out" + std::to_string(i) : resultNames_[i];
+}
+
+Argument *Graph::findArgument(const std::string &name) const {
+  for (const auto &arg : args_)
+    if (arg->name == name)
+      return arg.get();
+  return nullptr;
+}
+
+size_t Graph::eraseNodesIf(const std::function<bool(const Node &)> &pred) {
+  size_t before = nodes_.size();
+  std::vector<std::unique_ptr<Node>> kept;
+  kept.reserve(nodes_.size());
+  for (auto &n : nodes_)
+    if (!pred(*n))
+      kept.push_back(std::move(n));
+  nodes_ = std::move(kept);
+  return before - nodes_.size();
+}
+
+} // namespace kiln

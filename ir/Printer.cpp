@@ -1,0 +1,93 @@
+#include "ir/Printer.h"
+
+#include "ir/Graph.h"
+
+#include <unordered_map>
+
+namespace kiln {
+
+namespace {
+
+/// `{a = 1, b = [2, 3]}` with the op's defaults omitted; empty when nothing is left.
+std::string printAttrs(const AttrMap &attrs, const OpInfo *info) {
+  std::string out;
+  auto emit = [&](const std::string &name, const Attribute &value) {
+    if (info) {
+      const AttrSpec *spec = info->findAttr(name);
+      if (spec && spec->defaultValue && *spec->defaultValue == value)
+        return;
+    }
+    out += (out.empty() ? "{" : ", ") + name + " = " + value.toString();
+  };
+  if (info) { // the order of OpKind.def, so that printing is canonical
+    for (const AttrSpec &spec : info->attrs)
+      if (const Attribute *a = attrs.find(spec.name))
+        emit(spec.name, *a);
+    for (const auto &[name, value] : attrs)
+      if (!info->findAttr(name))
+        emit(name, value);
+  } else {
+    for (const auto &[name, value] : attrs)
+      emit(name, value);
+  }
+  return out.empty() ? out : out + "}";
+}
+
+} // namespace
+
+std::string printGraph(const Graph &graph) {
+  std::unordered_map<const Value *, std::string> names;
+  std::vector<std::string> args;
+  size_t headerWidth = 0;
+  for (const auto &arg : graph.arguments()) {
+    names[&arg->value] = "%" + arg->name;
+    std::string text = "%" + arg->name + ": " + arg->value.type.toString() + " " +
+                       std::string(argRoleName(arg->role));
+    std::string attrs = printAttrs(arg->attrs, nullptr);
+    if (!attrs.empty())
+      text += " " + attrs;
+    headerWidth += text.size() + 2;
+    args.push_back(std::move(text));
+  }
+  std::string results;
+  for (size_t i = 0; i < graph.results().size(); ++i) {
+    results += i ? ", " : "";
+    if (graph.hasResultName(i))
+      results += graph.resultName(i) + ": ";
+    results += graph.results()[i]->type.toString();
+  }
+
+  std::string out = "graph @" + graph.name() + "(";
+  bool wrap = headerWidth + out.size() + results.size() > 100;
+  for (size_t i = 0; i < args.size(); ++i)
+    out += (wrap ? (i ? ",\n    " : "\n    ") : (i ? ", " : "")) + args[i];
+  out += ") -> (" + results + ") {\n";
+
+  size_t number = 0;
+  for (const auto &node : graph.nodes()) {
+    std::string name = "%" + std::to_string(number++);
+    names[node->result()] = name;
+    out += "  " + name + " = " + std::string(opName(node->kind()));
+    for (size_t i = 0; i < node->operands().size(); ++i)
+      out += (i ? ", " : " ") + names.at(node->operand(i));
+    std::string attrs = printAttrs(node->attrs(), &node->info());
+    if (!attrs.empty())
+      out += " " + attrs;
+    out += " : " + node->type().toString() + "\n";
+  }
+  for (const Update &u : graph.updates())
+    out += "  update %" + u.target->name + ", " + names.at(u.source) + "\n";
+  out += "  return";
+  for (size_t i = 0; i < graph.results().size(); ++i)
+    out += (i ? ", " : " ") + names.at(graph.results()[i]);
+  return out + "\n}\n";
+}
+
+std::string printModule(const Module &module) {
+  std::string out;
+  for (size_t i = 0; i < module.graphs.size(); ++i)
+    out += (i ? "\n" : "") + printGraph(*module.graphs[i]);
+  return out;
+}
+
+} // namespace kiln
