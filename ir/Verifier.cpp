@@ -1,5 +1,6 @@
 #include "ir/Verifier.h"
 
+#include "ir/ArgumentValues.h"
 #include "runtime/Error.h"
 
 #include <algorithm>
@@ -521,7 +522,7 @@ std::optional<TensorType> inferType(OpKind kind, const std::vector<TensorType> &
 }
 
 std::string describeNodeLocation(const Graph &graph, const Node &node) {
-  if (node.loc().known())
+  if (node.loc().known() || !node.loc().file.empty())
     return node.loc().toString();
   size_t index = 0;
   while (index < graph.nodes().size() && graph.nodes()[index].get() != &node)
@@ -532,7 +533,7 @@ std::string describeNodeLocation(const Graph &graph, const Node &node) {
 
 void verifyGraph(const Graph &graph) {
   auto where = [&](const Location &loc) {
-    return loc.known() ? loc.toString() : (loc.file.empty() ? "@" : loc.file + ": @") + graph.name();
+    return loc.known() || !loc.file.empty() ? loc.toString() : "@" + graph.name();
   };
   std::set<std::string> argNames;
   std::unordered_map<const Value *, bool> defined;
@@ -551,6 +552,9 @@ void verifyGraph(const Graph &graph) {
     std::string problem = checkType(arg->value.type);
     if (!problem.empty())
       throwError(where(arg->loc), "argument '%" + arg->name + "': " + problem);
+    problem = checkArgumentAttributes(*arg);
+    if (!problem.empty())
+      throwError(where(arg->loc), problem);
     defined[&arg->value] = true;
   }
   for (const auto &node : graph.nodes()) {

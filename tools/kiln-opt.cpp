@@ -1,16 +1,96 @@
+// kiln-opt: parse a graph file, run passes over it, print it. What lit tests use.
+#include "CommandLine.h"
 #include "ir/Graph.h"
+#include "ir/ModuleFile.h"
 #include "ir/Parser.h"
 #include "ir/Printer.h"
-#include "runtime/Error.h"
 #include "runtime/Safetensors.h"
+
 #include <iostream>
+
+namespace {
+
+const char *kUsage = R"(usage: kiln-opt FILE|- [options]
+
+Parses a .kir (or .json) graph file, verifies it, runs the given passes and
+prints the result as .kir text.
+
+  --passes=a,b          passes to run, in order (none exist yet)
+  --split-input-file    treat each `// -----` chunk as a separate file
+  --verify-each         verify after every pass
+  -o FILE               write the output to FILE instead of stdout
+)";
+
+std::vector<std::string> splitList(const std::string &text) {
+  std::vector<std::string> items;
+  size_t pos = 0;
+  while (pos <= text.size() && !text.empty()) {
+    size_t comma = text.find(',', pos);
+    items.push_back(text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
+    if (comma == std::string::npos)
+      break;
+    pos = comma + 1;
+  }
+  return items;
+}
+
+std::string processModule(kiln::Module &module, const std::vector<std::string> &passes) {
+  for (const std::string &pass : passes)
+    kiln::throwError("", "unknown pass '" + pass + "' (no passes are registered yet)");
+  return kiln::printModule(module);
+}
+
+int run(int argc, char **argv) {
+  kiln::CommandLine cl({"--passes", "-o"}, {"--split-input-file", "--verify-each", "--help"});
+  cl.parse(argc, argv, 1);
+  if (cl.has("--help")) {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (cl.positional().size() != 1)
+    kiln::throwError("", "expected one input file (or - for stdin); see --help");
+  std::string path = cl.positional()[0];
+  std::vector<std::string> passes = splitList(cl.get("--passes"));
+
+  std::string output;
+  bool failed = false;
+  if (cl.has("--split-input-file")) {
+    std::string text = path == "-" ? kiln::readStdin() : kiln::readFile(path);
+    std::string name = path == "-" ? "<stdin>" : path;
+    std::vector<kiln::InputChunk> chunks = kiln::splitInputFile(text);
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      if (i)
+        output += "// -----\n";
+      try {
+        kiln::Module module = kiln::parseModule(chunks[i].text, name, chunks[i].firstLine);
+        output += processModule(module, passes);
+      } catch (const kiln::Error &e) {
+        std::cerr << e.what() << "\n";
+        failed = true;
+      }
+    }
+  } else {
+    kiln::Module module = kiln::loadModuleFile(path);
+    output = processModule(module, passes);
+  }
+  if (cl.has("-o"))
+    kiln::writeFileAtomically(cl.get("-o"), output);
+  else
+    std::cout << output;
+  return failed ? 1 : 0;
+}
+
+} // namespace
+
 int main(int argc, char **argv) {
   try {
-    std::string text = kiln::readFile(argv[1]);
-    kiln::Module m = kiln::parseModule(text, argv[1]);
-    std::cout << kiln::printModule(m);
+    return run(argc, argv);
   } catch (const kiln::Error &e) {
-    std::cerr << e.what() << "\n";
-    return 1;
+    std::cerr << kiln::toolMessage("kiln-opt", e) << "\n";
+  } catch (const std::bad_alloc &) {
+    std::cerr << "kiln-opt: error: out of memory\n";
+  } catch (const std::exception &e) {
+    std::cerr << "kiln-opt: internal error: " << e.what() << "\n";
   }
+  return 1;
 }

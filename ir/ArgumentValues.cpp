@@ -1,0 +1,117 @@
+#include "ir/ArgumentValues.h"
+
+#include "ir/Graph.h"
+#include "runtime/Random.h"
+
+#include <cmath>
+
+namespace kiln {
+
+namespace {
+
+double numberOr(const AttrMap &attrs, const char *name, double fallback) {
+  const Attribute *a = attrs.find(name);
+  return a ? a->asNumber() : fallback;
+}
+
+std::string checkNumbers(const AttrMap &attrs, std::initializer_list<const char *> allowed,
+                         const std::string &what) {
+  for (const auto &[name, value] : attrs) {
+    if (name == "init")
+      continue;
+    bool known = false;
+    for (const char *a : allowed)
+      known = known || name == a;
+    if (!known)
+      return what + " takes no attribute '" + name + "'";
+    if (!value.isNumber())
+      return what + " attribute '" + name + "' must be a number, got " + value.toString();
+  }
+  return {};
+}
+
+} // namespace
+
+std::string checkArgumentAttributes(const Argument &arg) {
+  const AttrMap &attrs = arg.attrs;
+  if (arg.role == ArgRole::Input) {
+    if (attrs.find("init"))
+      return "input '%" + arg.name + "' cannot have an initializer (only params and state do)";
+    std::string problem = checkNumbers(attrs, {"low", "high"}, "input '%" + arg.name + "'");
+    if (!problem.empty())
+      return problem;
+    if (numberOr(attrs, "low", -1) >= numberOr(attrs, "high", 1) && attrs.find("high"))
+      return "input '%" + arg.name + "' feed range needs low < high";
+    return {};
+  }
+  const Attribute *init = attrs.find("init");
+  std::string what = std::string(argRoleName(arg.role)) + " '%" + arg.name + "'";
+  if (!init) {
+    if (!attrs.empty())
+      return what + " has attributes but no 'init'";
+    return {};
+  }
+  if (!init->isString())
+    return what + " 'init' must be a string, got " + init->toString();
+  const std::string &kind = init->asString();
+  if (kind == "zeros" || kind == "ones")
+    return checkNumbers(attrs, {}, what + " with init \"" + kind + "\"");
+  if (kind == "constant")
+    return attrs.find("value") ? checkNumbers(attrs, {"value"}, what)
+                               : what + " init \"constant\" needs 'value'";
+  if (kind == "uniform") {
+    std::string problem = checkNumbers(attrs, {"low", "high"}, what);
+    if (problem.empty() && (!attrs.find("low") || !attrs.find("high")))
+      return what + " init \"uniform\" needs 'low' and 'high'";
+    return problem;
+  }
+  if (kind == "normal") {
+    std::string problem = checkNumbers(attrs, {"mean", "std"}, what);
+    if (problem.empty() && !attrs.find("std"))
+      return what + " init \"normal\" needs 'std'";
+    return problem;
+  }
+  return what + " has unknown init \"" + kind +
+         "\" (expected zeros, ones, constant, uniform or normal)";
+}
+
+uint64_t argumentKey(uint64_t seed, const std::string &name) {
+  return (seed * 0x9E3779B97F4A7C15ull) ^ hashName(name.data(), name.size());
+}
+
+HostTensor defaultArgumentValue(const Argument &arg, uint64_t seed) {
+  const TensorType &type = arg.value.type;
+  HostTensor t(type.dtype, type.shape);
+  uint64_t key = argumentKey(seed, arg.name);
+  const AttrMap &attrs = arg.attrs;
+  int64_t n = t.numElements();
+  const Attribute *init = attrs.find("init");
+  std::string kind = init ? init->asString() : arg.role == ArgRole::State ? "zeros" : "uniform";
+  if (arg.role == ArgRole::Input || kind == "uniform") {
+    bool isInt = !isFloat(type.dtype);
+    double low = numberOr(attrs, "low", isInt && !isBool(type.dtype) ? 0 : -1);
+    double high = numberOr(attrs, "high", isInt && !isBool(type.dtype) ? 10 : 1);
+    for (int64_t i = 0; i < n; ++i) {
+      double u = uniformAt(key, uint64_t(i));
+      if (isBool(type.dtype))
+        t.setInt(i, u < 0.5);
+      else if (isInt)
+        t.setInt(i, int64_t(std::floor(low + (high - low) * u)));
+      else
+        t.setDouble(i, low + (high - low) * u);
+    }
+    return t;
+  }
+  if (kind == "normal") {
+    double mean = numberOr(attrs, "mean", 0), std = numberOr(attrs, "std", 1);
+    for (int64_t i = 0; i < n; ++i)
+      t.setDouble(i, mean + std * normalAt(key, uint64_t(i)));
+    return t;
+  }
+  double fill = kind == "ones" ? 1 : kind == "constant" ? numberOr(attrs, "value", 0) : 0;
+  for (int64_t i = 0; i < n; ++i)
+    t.setDouble(i, fill);
+  return t;
+}
+
+} // namespace kiln
