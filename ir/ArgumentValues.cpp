@@ -30,6 +30,13 @@ std::string checkNumbers(const AttrMap &attrs, std::initializer_list<const char 
   return {};
 }
 
+/// The random-feed range of an input: its {low, high}, defaulting to [-1, 1)
+/// for floats and i1, [0, 10) for integers.
+std::pair<double, double> feedRange(const Argument &arg) {
+  bool integer = isInteger(arg.value.type.dtype);
+  return {numberOr(arg.attrs, "low", integer ? 0 : -1), numberOr(arg.attrs, "high", integer ? 10 : 1)};
+}
+
 } // namespace
 
 std::string checkArgumentAttributes(const Argument &arg) {
@@ -40,8 +47,10 @@ std::string checkArgumentAttributes(const Argument &arg) {
     std::string problem = checkNumbers(attrs, {"low", "high"}, "input '%" + arg.name + "'");
     if (!problem.empty())
       return problem;
-    if (numberOr(attrs, "low", -1) >= numberOr(attrs, "high", 1) && attrs.find("high"))
-      return "input '%" + arg.name + "' feed range needs low < high";
+    auto [low, high] = feedRange(arg);
+    if (!(low < high))
+      return "input '%" + arg.name + "' feed range needs low < high, got [" + formatFloat(low) +
+             ", " + formatFloat(high) + ")";
     return {};
   }
   const Attribute *init = attrs.find("init");
@@ -63,12 +72,16 @@ std::string checkArgumentAttributes(const Argument &arg) {
     std::string problem = checkNumbers(attrs, {"low", "high"}, what);
     if (problem.empty() && (!attrs.find("low") || !attrs.find("high")))
       return what + " init \"uniform\" needs 'low' and 'high'";
+    if (problem.empty() && !(attrs.find("low")->asNumber() < attrs.find("high")->asNumber()))
+      return what + " init \"uniform\" needs low < high";
     return problem;
   }
   if (kind == "normal") {
     std::string problem = checkNumbers(attrs, {"mean", "std"}, what);
     if (problem.empty() && !attrs.find("std"))
       return what + " init \"normal\" needs 'std'";
+    if (problem.empty() && !(attrs.find("std")->asNumber() >= 0))
+      return what + " init \"normal\" needs std >= 0";
     return problem;
   }
   return what + " has unknown init \"" + kind +
@@ -89,8 +102,7 @@ HostTensor defaultArgumentValue(const Argument &arg, uint64_t seed) {
   std::string kind = init ? init->asString() : arg.role == ArgRole::State ? "zeros" : "uniform";
   if (arg.role == ArgRole::Input || kind == "uniform") {
     bool isInt = !isFloat(type.dtype);
-    double low = numberOr(attrs, "low", isInt && !isBool(type.dtype) ? 0 : -1);
-    double high = numberOr(attrs, "high", isInt && !isBool(type.dtype) ? 10 : 1);
+    auto [low, high] = feedRange(arg);
     for (int64_t i = 0; i < n; ++i) {
       double u = uniformAt(key, uint64_t(i));
       if (isBool(type.dtype))

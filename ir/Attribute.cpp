@@ -1,5 +1,6 @@
 #include "ir/Attribute.h"
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -11,14 +12,12 @@ std::string formatFloat(double v) {
     return "nan";
   if (std::isinf(v))
     return v < 0 ? "-inf" : "inf";
-  char buf[40];
-  for (int precision = 1; precision <= 17; ++precision) {
-    std::snprintf(buf, sizeof buf, "%.*g", precision, v);
-    if (std::strtod(buf, nullptr) == v)
-      break;
-  }
-  std::string s = buf;
-  if (s.find_first_of(".eni") == std::string::npos)
+  // to_chars without a format is the shortest text that reads back exactly,
+  // fixed or scientific, whichever is shorter (10.0 -> "10", 1e-08 -> "1e-08").
+  char buf[64];
+  std::to_chars_result r = std::to_chars(buf, buf + sizeof buf, v);
+  std::string s(buf, r.ptr);
+  if (s.find_first_of(".e") == std::string::npos)
     s += ".0";
   return s;
 }

@@ -15,8 +15,14 @@ std::string readStdin() {
 }
 
 Module loadModuleFile(const std::string &path) {
-  if (path == "-")
-    return parseModule(readStdin(), "<stdin>");
+  if (path == "-") {
+    // JSON starts with '{'; `.kir` text never does.
+    std::string text = readStdin();
+    size_t first = text.find_first_not_of(" \t\r\n");
+    if (first != std::string::npos && text[first] == '{')
+      return parseJsonModule(text, "<stdin>", "");
+    return parseModule(text, "<stdin>");
+  }
   if (path.size() > 5 && path.compare(path.size() - 5, 5, ".json") == 0)
     return readJsonModule(path);
   return parseModule(readFile(path), path);

@@ -8,7 +8,7 @@ namespace kiln {
 struct Module;
 
 /// Reads `path`: `.json` files through the JSON reader, anything else as
-/// `.kir` text; `-` reads `.kir` text from standard input. Verified.
+/// `.kir` text; `-` reads standard input (JSON when it starts with `{`, else `.kir`). Verified.
 Module loadModuleFile(const std::string &path);
 
 /// Reads all of standard input.

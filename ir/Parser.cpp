@@ -5,6 +5,7 @@
 #include "runtime/Error.h"
 
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <map>
 #include <unordered_map>
@@ -252,6 +253,17 @@ private:
     }
   }
 
+  double parseFloatToken(const Token &t) {
+    errno = 0;
+    char *end = nullptr;
+    double v = std::strtod(t.text.c_str(), &end);
+    if (end != t.text.c_str() + t.text.size())
+      lexer_.fail(t, "malformed number '" + t.text + "'");
+    if (errno == ERANGE && std::isinf(v))
+      lexer_.fail(t, "number " + t.text + " is out of range");
+    return v;
+  }
+
   int64_t parseInt() {
     Token t = expect(Tok::Int, "an integer");
     errno = 0;
@@ -289,7 +301,7 @@ private:
     Token t = tok_;
     switch (t.kind) {
     case Tok::Int: return Attribute(parseInt());
-    case Tok::Float: take(); return Attribute(std::strtod(t.text.c_str(), nullptr));
+    case Tok::Float: take(); return Attribute(parseFloatToken(t));
     case Tok::String: take(); return Attribute(t.text);
     case Tok::Ident:
       take();
@@ -316,7 +328,7 @@ private:
                      (item.kind == Tok::Ident && (item.text == "inf" || item.text == "nan"))) {
             take();
             anyFloat = true;
-            floats.push_back(std::strtod(item.text.c_str(), nullptr));
+            floats.push_back(parseFloatToken(item));
           } else {
             fail("expected a number in the list, got " + describe(item));
           }

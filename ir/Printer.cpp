@@ -38,7 +38,6 @@ std::string printAttrs(const AttrMap &attrs, const OpInfo *info) {
 std::string printGraph(const Graph &graph) {
   std::unordered_map<const Value *, std::string> names;
   std::vector<std::string> args;
-  size_t headerWidth = 0;
   for (const auto &arg : graph.arguments()) {
     names[&arg->value] = "%" + arg->name;
     std::string text = "%" + arg->name + ": " + arg->value.type.toString() + " " +
@@ -46,7 +45,6 @@ std::string printGraph(const Graph &graph) {
     std::string attrs = printAttrs(arg->attrs, nullptr);
     if (!attrs.empty())
       text += " " + attrs;
-    headerWidth += text.size() + 2;
     args.push_back(std::move(text));
   }
   std::string results;
@@ -57,11 +55,19 @@ std::string printGraph(const Graph &graph) {
     results += graph.results()[i]->type.toString();
   }
 
+  // One line when it fits in 100 columns, else one argument per line.
+  std::string tail = ") -> (" + results + ") {";
   std::string out = "graph @" + graph.name() + "(";
-  bool wrap = headerWidth + out.size() + results.size() > 100;
+  std::string oneLine = out;
   for (size_t i = 0; i < args.size(); ++i)
-    out += (wrap ? (i ? ",\n    " : "\n    ") : (i ? ", " : "")) + args[i];
-  out += ") -> (" + results + ") {\n";
+    oneLine += (i ? ", " : "") + args[i];
+  if (oneLine.size() + tail.size() <= 100) {
+    out = oneLine;
+  } else {
+    for (size_t i = 0; i < args.size(); ++i)
+      out += (i ? ",\n    " : "\n    ") + args[i];
+  }
+  out += tail + "\n";
 
   size_t number = 0;
   for (const auto &node : graph.nodes()) {

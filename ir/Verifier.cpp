@@ -43,26 +43,32 @@ struct Window2d {
   int64_t kh, kw, sh, sw, ph, pw, dh = 1, dw = 1;
 };
 
+/// Output size of a sliding window; -1 when the window does not fit. All of
+/// `in, k, s, p, d` are at most kMaxElements, so 128-bit products cannot overflow.
 int64_t windowOut(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d) {
-  int64_t span = d * (k - 1) + 1;
-  if (in + 2 * p < span)
+  __int128 span = __int128(d) * (k - 1) + 1;
+  __int128 padded = __int128(in) + 2 * __int128(p);
+  if (padded < span)
     return -1;
-  return (in + 2 * p - span) / s + 1;
+  return int64_t((padded - span) / s + 1);
 }
 
 /// Checks that `name` is a list of two integers each >= `min`.
 bool pairAttr(OpKind kind, const AttrMap &attrs, const std::string &name, int64_t min,
               int64_t &a, int64_t &b, std::string &error) {
   const auto &v = attrOf(kind, attrs, name).asIntList();
-  if (v.size() != 2 || v[0] < min || v[1] < min) {
-    error = std::string(opName(kind)) + " expects '" + name + "' to be two integers >= " +
-            std::to_string(min) + ", got " + Attribute(v).toString();
+  if (v.size() != 2 || v[0] < min || v[1] < min || v[0] > kMaxElements || v[1] > kMaxElements) {
+    error = std::string(opName(kind)) + " expects '" + name + "' to be two integers in [" +
+            std::to_string(min) + ", 2^40], got " + Attribute(v).toString();
     return false;
   }
   a = v[0];
   b = v[1];
   return true;
 }
+
+/// Which element types an elementwise op accepts.
+enum class Accepts { Float, Numeric, NumericOrBool, Bool };
 
 class TypeRules {
 public:
@@ -85,10 +91,9 @@ private:
         return false;
     return true;
   }
-  std::optional<TensorType> elementwise(bool floatOnly, bool allowBool, bool allowInt);
+  std::optional<TensorType> elementwise(Accepts accepts);
   std::optional<TensorType> conv2d();
   std::optional<TensorType> pool();
-  bool convWindow(Window2d &w, int64_t kh, int64_t kw);
   std::optional<Shape> convOutput(const Shape &x, const Shape &w);
   std::optional<Shape> poolOutput(const Shape &x);
   std::optional<TensorType> needGiven() {
@@ -104,20 +109,25 @@ private:
   std::string &error_;
 };
 
-std::optional<TensorType> TypeRules::elementwise(bool floatOnly, bool allowBool, bool allowInt) {
+std::optional<TensorType> TypeRules::elementwise(Accepts accepts) {
   if (!sameTypes())
     return fail(name() + " expects operands of equal type, got " + typeList(ops_));
   DType t = ops_[0].dtype;
-  bool ok = isFloat(t) || (allowInt && isInteger(t)) || (allowBool && isBool(t));
-  if (floatOnly && !isFloat(t))
-    ok = false;
-  if (!ok) {
-    std::string want = floatOnly ? "a float type"
-                       : allowBool && !allowInt ? "i1"
-                       : allowBool ? "any type" : "a float or integer type (not i1)";
-    if (allowBool && !allowInt && !floatOnly)
-      want = "i1";
-    return fail(name() + " expects " + want + ", got " + ops_[0].toString());
+  switch (accepts) {
+  case Accepts::Float:
+    if (!isFloat(t))
+      return fail(name() + " expects a float type, got " + ops_[0].toString());
+    break;
+  case Accepts::Numeric:
+    if (isBool(t))
+      return fail(name() + " expects a float or integer type, got " + ops_[0].toString());
+    break;
+  case Accepts::NumericOrBool:
+    break;
+  case Accepts::Bool:
+    if (!isBool(t))
+      return fail(name() + " expects i1, got " + ops_[0].toString());
+    break;
   }
   return ops_[0];
 }
@@ -233,16 +243,16 @@ std::optional<TensorType> TypeRules::infer() {
   case OpKind::Exp: case OpKind::Log: case OpKind::Sqrt: case OpKind::Rsqrt: case OpKind::Tanh:
   case OpKind::Logistic: case OpKind::Erf: case OpKind::Sin: case OpKind::Cos: case OpKind::Floor:
   case OpKind::Pow:
-    return elementwise(/*floatOnly=*/true, false, false);
+    return elementwise(Accepts::Float);
   case OpKind::Neg: case OpKind::Abs: case OpKind::Sign: case OpKind::Add: case OpKind::Sub:
   case OpKind::Mul: case OpKind::Div: case OpKind::Max: case OpKind::Min:
-    return elementwise(false, /*allowBool=*/false, /*allowInt=*/true);
+    return elementwise(Accepts::Numeric);
   case OpKind::Not: case OpKind::And: case OpKind::Or:
-    return elementwise(false, /*allowBool=*/true, /*allowInt=*/false);
+    return elementwise(Accepts::Bool);
   case OpKind::Eq: case OpKind::Ne: case OpKind::Lt: case OpKind::Le: case OpKind::Gt:
   case OpKind::Ge: {
-    bool allowBool = kind_ == OpKind::Eq || kind_ == OpKind::Ne;
-    if (!elementwise(false, allowBool, true))
+    bool equality = kind_ == OpKind::Eq || kind_ == OpKind::Ne;
+    if (!elementwise(equality ? Accepts::NumericOrBool : Accepts::Numeric))
       return std::nullopt;
     return TensorType{DType::I1, x->shape};
   }
@@ -338,7 +348,7 @@ std::optional<TensorType> TypeRules::infer() {
         return fail("slice bounds start " + std::to_string(start[i]) + ", limit " +
                     std::to_string(limit[i]) + ", stride " + std::to_string(stride[i]) +
                     " are invalid for dimension " + std::to_string(i) + " of " + x->toString());
-      dims.push_back((limit[i] - start[i] + stride[i] - 1) / stride[i]);
+      dims.push_back(limit[i] == start[i] ? 0 : (limit[i] - start[i] - 1) / stride[i] + 1);
     }
     return TensorType{x->dtype, Shape(dims)};
   }
@@ -506,7 +516,7 @@ std::optional<TensorType> inferType(OpKind kind, const std::vector<TensorType> &
   if (info.arity >= 0 ? int(operandTypes.size()) != info.arity : operandTypes.empty()) {
     error = std::string(info.name) + " expects " +
             (info.arity >= 0 ? std::to_string(info.arity) : std::string("at least 1")) +
-            " operand" + (info.arity == 1 ? "" : "s") + ", got " +
+            " operand" + (info.arity == 1 || info.arity == -1 ? "" : "s") + ", got " +
             std::to_string(operandTypes.size());
     return std::nullopt;
   }
@@ -531,10 +541,25 @@ std::string describeNodeLocation(const Graph &graph, const Node &node) {
          ")";
 }
 
+bool isIdentifier(const std::string &s) {
+  if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_'))
+    return false;
+  for (char c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.'))
+      return false;
+  return true;
+}
+
 void verifyGraph(const Graph &graph) {
   auto where = [&](const Location &loc) {
     return loc.known() || !loc.file.empty() ? loc.toString() : "@" + graph.name();
   };
+  bool graphNameOk = !graph.name().empty();
+  for (char c : graph.name())
+    graphNameOk = graphNameOk && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.');
+  if (!graphNameOk)
+    throwError(where(graph.loc()), "graph name '" + graph.name() +
+                                       "' must be letters, digits, '_' or '.'");
   std::set<std::string> argNames;
   std::unordered_map<const Value *, bool> defined;
   for (const auto &arg : graph.arguments()) {
@@ -571,6 +596,9 @@ void verifyGraph(const Graph &graph) {
         inferType(node->kind(), operandTypes, node->attrs(), given ? &node->type() : nullptr, error);
     if (!type)
       throwError(describeNodeLocation(graph, *node), error);
+    std::string badType = checkType(node->type());
+    if (!badType.empty())
+      throwError(describeNodeLocation(graph, *node), badType);
     if (*type != node->type())
       throwError(describeNodeLocation(graph, *node),
                  std::string(opName(node->kind())) + " result type is " + type->toString() +
@@ -580,6 +608,16 @@ void verifyGraph(const Graph &graph) {
   for (const Value *result : graph.results())
     if (!defined.count(result))
       throwError(where(graph.loc()), "a result of @" + graph.name() + " is not defined in it");
+  std::set<std::string> resultNames;
+  for (size_t i = 0; i < graph.results().size(); ++i) {
+    std::string name = graph.resultName(i);
+    if (graph.hasResultName(i) && (!isIdentifier(name) || parseDType(name)))
+      throwError(where(graph.loc()), "result name '" + name +
+                                         "' must be an identifier ([A-Za-z_][A-Za-z0-9_.]*) "
+                                         "other than a dtype");
+    if (!resultNames.insert(name).second)
+      throwError(where(graph.loc()), "result name '" + name + "' is used twice");
+  }
   std::set<const Argument *> updated;
   for (const Update &u : graph.updates()) {
     if (u.target->role == ArgRole::Input)

@@ -34,6 +34,9 @@ std::string checkType(const TensorType &type);
 void verifyGraph(const Graph &graph);
 void verifyModule(const Module &module);
 
+/// True for `[A-Za-z_][A-Za-z0-9_.]*`.
+bool isIdentifier(const std::string &s);
+
 /// Where `node` is, for messages: its source location, or `@graph: %N (op)`.
 std::string describeNodeLocation(const Graph &graph, const Node &node);
 
