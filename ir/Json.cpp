@@ -285,6 +285,11 @@ Module parseJsonModule(const std::string &text, const std::string &fileName,
   Json root;
   try {
     root = Json::parse(text);
+  } catch (const Json::out_of_range &e) {
+    // nlohmann reports number overflow ("1e999") this way, without a position.
+    std::string what = e.what();
+    size_t bracket = what.find("] ");
+    throwError(fileName, "invalid JSON: " + (bracket == std::string::npos ? what : what.substr(bracket + 2)));
   } catch (const Json::parse_error &e) {
     size_t line = 1, col = 1;
     for (size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
@@ -337,8 +342,14 @@ std::string printJsonModule(const Module &module, const std::string &weightsFile
           ops.push_back(names.at(v));
         n["operands"] = ops;
       }
-      if (!node.attrs().empty())
-        n["attrs"] = attrsToJson(node.attrs());
+      std::vector<std::pair<std::string, Attribute>> attrs =
+          canonicalAttributes(node.kind(), node.attrs());
+      if (!attrs.empty()) {
+        Json a = Json::object();
+        for (const auto &[name, value] : attrs)
+          a[name] = attrToJson(value);
+        n["attrs"] = a;
+      }
       n["type"] = typeToJson(node.type());
       nodes.push_back(n);
     }

@@ -113,4 +113,19 @@ std::string_view attrKindName(AttrKind kind) {
   return "?";
 }
 
+std::vector<std::pair<std::string, Attribute>> canonicalAttributes(OpKind kind,
+                                                                   const AttrMap &attrs) {
+  const OpInfo &info = opInfo(kind);
+  std::vector<std::pair<std::string, Attribute>> out;
+  for (const AttrSpec &spec : info.attrs) {
+    const Attribute *a = attrs.find(spec.name);
+    if (a && !(spec.defaultValue && *spec.defaultValue == *a))
+      out.emplace_back(spec.name, *a);
+  }
+  for (const auto &[name, value] : attrs)
+    if (!info.findAttr(name))
+      out.emplace_back(name, value);
+  return out;
+}
+
 } // namespace kiln

@@ -54,4 +54,10 @@ std::optional<OpKind> parseOpName(std::string_view name);
 const std::vector<OpKind> &allOpKinds();
 std::string_view attrKindName(AttrKind kind);
 
+/// The attributes a printer shows: in OpKind.def order (unknown names after,
+/// as given), without those equal to the op's default. Both the `.kir` and the
+/// JSON printer use it, so either form is canonical.
+std::vector<std::pair<std::string, Attribute>> canonicalAttributes(OpKind kind,
+                                                                   const AttrMap &attrs);
+
 } // namespace kiln

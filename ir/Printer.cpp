@@ -8,29 +8,16 @@ namespace kiln {
 
 namespace {
 
-/// `{a = 1, b = [2, 3]}` with the op's defaults omitted; empty when nothing is left.
-std::string printAttrs(const AttrMap &attrs, const OpInfo *info) {
+/// `{a = 1, b = [2, 3]}`, or empty when there is nothing to print.
+std::string printAttrs(const std::vector<std::pair<std::string, Attribute>> &attrs) {
   std::string out;
-  auto emit = [&](const std::string &name, const Attribute &value) {
-    if (info) {
-      const AttrSpec *spec = info->findAttr(name);
-      if (spec && spec->defaultValue && *spec->defaultValue == value)
-        return;
-    }
+  for (const auto &[name, value] : attrs)
     out += (out.empty() ? "{" : ", ") + name + " = " + value.toString();
-  };
-  if (info) { // the order of OpKind.def, so that printing is canonical
-    for (const AttrSpec &spec : info->attrs)
-      if (const Attribute *a = attrs.find(spec.name))
-        emit(spec.name, *a);
-    for (const auto &[name, value] : attrs)
-      if (!info->findAttr(name))
-        emit(name, value);
-  } else {
-    for (const auto &[name, value] : attrs)
-      emit(name, value);
-  }
   return out.empty() ? out : out + "}";
+}
+
+std::string printAttrs(const AttrMap &attrs) {
+  return printAttrs(std::vector<std::pair<std::string, Attribute>>(attrs.begin(), attrs.end()));
 }
 
 } // namespace
@@ -42,7 +29,7 @@ std::string printGraph(const Graph &graph) {
     names[&arg->value] = "%" + arg->name;
     std::string text = "%" + arg->name + ": " + arg->value.type.toString() + " " +
                        std::string(argRoleName(arg->role));
-    std::string attrs = printAttrs(arg->attrs, nullptr);
+    std::string attrs = printAttrs(arg->attrs);
     if (!attrs.empty())
       text += " " + attrs;
     args.push_back(std::move(text));
@@ -76,7 +63,7 @@ std::string printGraph(const Graph &graph) {
     out += "  " + name + " = " + std::string(opName(node->kind()));
     for (size_t i = 0; i < node->operands().size(); ++i)
       out += (i ? ", " : " ") + names.at(node->operand(i));
-    std::string attrs = printAttrs(node->attrs(), &node->info());
+    std::string attrs = printAttrs(canonicalAttributes(node->kind(), node->attrs()));
     if (!attrs.empty())
       out += " " + attrs;
     out += " : " + node->type().toString() + "\n";

@@ -1,6 +1,8 @@
 #include "runtime/DType.h"
 
+#include <cassert>
 #include <cmath>
+#include <limits>
 #include <cstring>
 
 namespace kiln {
@@ -100,6 +102,85 @@ float halfToFloat(uint16_t h) {
   float f;
   std::memcpy(&f, &bits, 4);
   return f;
+}
+
+namespace {
+
+/// `v` rounded to float "to odd": toward zero, then the last bit set when
+/// inexact. Rounding that float to nearest in a type with at least two fewer
+/// significant bits (bf16: 8, f16: 11) equals rounding `v` there directly.
+float roundToOddFloat(double v) {
+  float f = float(v);
+  if (std::isnan(v) || double(f) == v)
+    return f;
+  if (std::fabs(double(f)) > std::fabs(v))
+    f = std::nextafter(f, 0.0f);
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  bits |= 1;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+/// The same at double's 53 bits for an int64, which may have up to 63.
+double roundToOddDouble(int64_t v) {
+  uint64_t magnitude = v < 0 ? 0 - uint64_t(v) : uint64_t(v);
+  int shift = 0;
+  while ((magnitude >> shift) >= (uint64_t(1) << 53))
+    ++shift;
+  if (shift == 0)
+    return double(v);
+  uint64_t mantissa = magnitude >> shift;
+  if (magnitude & ((uint64_t(1) << shift) - 1))
+    mantissa |= 1;
+  double d = std::ldexp(double(mantissa), shift);
+  return v < 0 ? -d : d;
+}
+
+} // namespace
+
+double roundToDType(double v, DType t) {
+  switch (t) {
+  case DType::F64: return v;
+  case DType::F32: return double(float(v));
+  case DType::BF16: return bfloat16ToFloat(floatToBFloat16(roundToOddFloat(v)));
+  case DType::F16: return halfToFloat(floatToHalf(roundToOddFloat(v)));
+  case DType::I32: case DType::I64: case DType::I1: break;
+  }
+  assert(false && "roundToDType needs a float type");
+  return v;
+}
+
+double intToReal(int64_t v, DType t) {
+  if (t == DType::F64)
+    return double(v);
+  return roundToDType(roundToOddDouble(v), t);
+}
+
+int64_t wrapToDType(int64_t v, DType t) {
+  switch (t) {
+  case DType::I32: return int64_t(int32_t(uint32_t(uint64_t(v))));
+  case DType::I64: return v;
+  case DType::I1: return v != 0;
+  case DType::F32: case DType::F64: case DType::BF16: case DType::F16: break;
+  }
+  assert(false && "wrapToDType needs an integer type");
+  return v;
+}
+
+int64_t realToInt(double v, DType t) {
+  if (t == DType::I1)
+    return v != 0.0;
+  if (std::isnan(v))
+    return 0;
+  bool i32 = t == DType::I32;
+  double lo = i32 ? -2147483648.0 : -9223372036854775808.0;
+  double hi = i32 ? 2147483647.0 : 9223372036854775807.0; // rounds to 2^63 for i64
+  if (v <= lo)
+    return i32 ? std::numeric_limits<int32_t>::min() : std::numeric_limits<int64_t>::min();
+  if (v >= hi)
+    return i32 ? std::numeric_limits<int32_t>::max() : std::numeric_limits<int64_t>::max();
+  return int64_t(std::trunc(v));
 }
 
 } // namespace kiln

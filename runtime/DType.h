@@ -28,4 +28,17 @@ float halfToFloat(uint16_t h);
 uint16_t floatToBFloat16(float f);
 float bfloat16ToFloat(uint16_t b);
 
+/// Kiln's conversions between element types, shared by HostTensor, the
+/// interpreter and the backends:
+/// `v` rounded to nearest even in the float type `t`, with one correct rounding
+/// (also for bf16 and f16, which a plain float() step would round twice).
+double roundToDType(double v, DType t);
+/// An integer converted to the float type `t` with one correct rounding.
+double intToReal(int64_t v, DType t);
+/// Two's-complement wrap of `v` into the integer type `t` (i1: v != 0).
+int64_t wrapToDType(int64_t v, DType t);
+/// A double converted to the integer type `t`: truncation toward zero,
+/// saturating at the type's bounds, NaN to 0 (i1: v != 0, so NaN is true).
+int64_t realToInt(double v, DType t);
+
 } // namespace kiln

@@ -31,56 +31,46 @@ int64_t HostTensor::getInt(int64_t i) const {
   case DType::I64: { int64_t v; std::memcpy(&v, p, 8); return v; }
   case DType::I1: return *p ? 1 : 0;
   case DType::F32: case DType::F64: case DType::BF16: case DType::F16:
-    return saturatingToInt(getDouble(i), DType::I64);
+    return realToInt(getDouble(i), DType::I64);
   }
   return 0;
 }
 
-int64_t saturatingToInt(double v, DType intType) {
-  if (std::isnan(v))
-    return 0;
-  double lo = intType == DType::I32 ? double(std::numeric_limits<int32_t>::min())
-                                    : double(std::numeric_limits<int64_t>::min());
-  double hi = intType == DType::I32 ? double(std::numeric_limits<int32_t>::max())
-                                    : 9223372036854775807.0;
-  if (v <= lo)
-    return intType == DType::I32 ? std::numeric_limits<int32_t>::min()
-                                 : std::numeric_limits<int64_t>::min();
-  if (v >= hi)
-    return intType == DType::I32 ? std::numeric_limits<int32_t>::max()
-                                 : std::numeric_limits<int64_t>::max();
-  return int64_t(std::trunc(v));
+void HostTensor::setDouble(int64_t i, double v) {
+  if (isFloat(dtype_))
+    storeReal(i, roundToDType(v, dtype_));
+  else
+    storeInt(i, realToInt(v, dtype_));
 }
 
-void HostTensor::setDouble(int64_t i, double v) {
+void HostTensor::setInt(int64_t i, int64_t v) {
+  if (isFloat(dtype_))
+    storeReal(i, intToReal(v, dtype_));
+  else
+    storeInt(i, wrapToDType(v, dtype_));
+}
+
+void HostTensor::storeReal(int64_t i, double v) {
   uint8_t *p = bytes_.data() + size_t(i) * dtypeSize(dtype_);
   switch (dtype_) {
   case DType::F32: { float f = float(v); std::memcpy(p, &f, 4); return; }
   case DType::F64: std::memcpy(p, &v, 8); return;
   case DType::BF16: { uint16_t h = floatToBFloat16(float(v)); std::memcpy(p, &h, 2); return; }
   case DType::F16: { uint16_t h = floatToHalf(float(v)); std::memcpy(p, &h, 2); return; }
-  case DType::I32: { int32_t x = int32_t(saturatingToInt(v, DType::I32)); std::memcpy(p, &x, 4); return; }
-  case DType::I64: { int64_t x = saturatingToInt(v, DType::I64); std::memcpy(p, &x, 8); return; }
-  case DType::I1: *p = v != 0.0; return;
+  case DType::I32: case DType::I64: case DType::I1: break;
   }
+  assert(false && "storeReal needs a float tensor");
 }
 
-void HostTensor::setInt(int64_t i, int64_t v) {
+void HostTensor::storeInt(int64_t i, int64_t v) {
   uint8_t *p = bytes_.data() + size_t(i) * dtypeSize(dtype_);
   switch (dtype_) {
-  case DType::I32: {
-    int64_t c = std::min<int64_t>(std::max<int64_t>(v, std::numeric_limits<int32_t>::min()),
-                                  std::numeric_limits<int32_t>::max());
-    int32_t x = int32_t(c);
-    std::memcpy(p, &x, 4);
-    return;
-  }
+  case DType::I32: { int32_t x = int32_t(v); std::memcpy(p, &x, 4); return; }
   case DType::I64: std::memcpy(p, &v, 8); return;
   case DType::I1: *p = v != 0; return;
-  case DType::F32: case DType::F64: case DType::BF16: case DType::F16:
-    setDouble(i, double(v));
-    return;
+  case DType::F32: case DType::F64: case DType::BF16: case DType::F16: break;
   }
+  assert(false && "storeInt needs an integer tensor");
 }
 
 std::vector<double> HostTensor::toDoubles() const {

@@ -34,8 +34,8 @@ public:
   double getDouble(int64_t i) const;
   /// Element `i` converted to int64 (floats truncated toward zero).
   int64_t getInt(int64_t i) const;
-  /// Stores `v` converted to the element type (float types round to nearest,
-  /// integers truncate toward zero and saturate, NaN becomes 0, i1 is `v != 0`).
+  /// Stores `v` converted to the element type as `cast` converts
+  /// (runtime/DType.h: roundToDType, realToInt, intToReal, wrapToDType).
   void setDouble(int64_t i, double v);
   void setInt(int64_t i, int64_t v);
 
@@ -47,13 +47,13 @@ public:
   std::string typeString() const;
 
 private:
+  /// Stores a value already converted to the element type.
+  void storeReal(int64_t i, double v);
+  void storeInt(int64_t i, int64_t v);
+
   DType dtype_ = DType::F32;
   Shape shape_;
   std::vector<uint8_t> bytes_;
 };
-
-/// Converts a double to an integer type the way Kiln's `cast` does: truncation
-/// toward zero, saturating at the type's bounds, NaN to 0.
-int64_t saturatingToInt(double v, DType intType);
 
 } // namespace kiln

@@ -7,11 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh
+mkdir -p build/examples-out
+./build/examples/kiln-export-examples build/examples-out
 for model in mlp cnn gpt; do
-  echo "== $model: IR (first lines of examples/$model.kir, regenerated from the C++ builder)"
-  ./build/examples/kiln-export-examples --model "$model" --out-dir build/examples-out
-  head -n 12 "build/examples-out/$model.kir"
-  echo "   ... ($(wc -l < "build/examples-out/$model.kir") lines)"
-  echo "== $model: forward pass on the reference interpreter"
+  echo
+  echo "== $model: IR built by the C++ builder (build/examples-out/$model.kir, first lines)"
+  head -n 14 "build/examples-out/$model.kir"
+  echo "   ... ($(wc -l < "build/examples-out/$model.kir") lines in all)"
+  echo "== $model: forward pass (the loss) on the reference interpreter"
   ./build/tools/kiln run "build/examples-out/$model.kir" --target=interp --seed=1
 done
