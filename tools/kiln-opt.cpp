@@ -4,6 +4,7 @@
 #include "ir/ModuleFile.h"
 #include "ir/Parser.h"
 #include "ir/Printer.h"
+#include "passes/PassManager.h"
 #include "runtime/Safetensors.h"
 
 #include <iostream>
@@ -15,42 +16,39 @@ const char *kUsage = R"(usage: kiln-opt FILE|- [options]
 Parses a .kir (or .json) graph file, verifies it, runs the given passes and
 prints the result as .kir text.
 
-  --passes=a,b          passes to run, in order (none exist yet)
+  --passes=a,b          passes to run, in order (see --list-passes)
+  --list-passes         print the passes and what they do
   --split-input-file    treat each `// -----` chunk as a separate file
   --verify-each         verify after every pass
   -o FILE               write the output to FILE instead of stdout
 )";
 
-std::vector<std::string> splitList(const std::string &text) {
-  std::vector<std::string> items;
-  size_t pos = 0;
-  while (pos <= text.size() && !text.empty()) {
-    size_t comma = text.find(',', pos);
-    items.push_back(text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
-    if (comma == std::string::npos)
-      break;
-    pos = comma + 1;
-  }
-  return items;
-}
-
-std::string processModule(kiln::Module &module, const std::vector<std::string> &passes) {
-  for (const std::string &pass : passes)
-    kiln::throwError("", "unknown pass '" + pass + "' (no passes are registered yet)");
+std::string processModule(kiln::Module &module, const std::string &pipeline, bool verifyEach) {
+  std::vector<std::unique_ptr<kiln::Pass>> passes = kiln::parsePassPipeline(pipeline);
+  kiln::PassManagerOptions options;
+  options.verifyEach = verifyEach;
+  for (auto &graph : module.graphs)
+    kiln::runPasses(*graph, passes, options);
   return kiln::printModule(module);
 }
 
 int run(int argc, char **argv) {
-  kiln::CommandLine cl({"--passes", "-o"}, {"--split-input-file", "--verify-each", "--help"});
+  kiln::CommandLine cl({"--passes", "-o"}, {"--split-input-file", "--verify-each", "--list-passes", "--help"});
   cl.parse(argc, argv, 1);
   if (cl.has("--help")) {
     std::cout << kUsage;
     return 0;
   }
+  if (cl.has("--list-passes")) {
+    for (const auto &[name, description] : kiln::registeredPasses())
+      std::cout << "  " << name << "  " << description << "\n";
+    return 0;
+  }
   if (cl.positional().size() != 1)
     kiln::throwError("", "expected one input file (or - for stdin); see --help");
   std::string path = cl.positional()[0];
-  std::vector<std::string> passes = splitList(cl.get("--passes"));
+  std::string passes = cl.get("--passes");
+  bool verifyEach = cl.has("--verify-each");
 
   std::string output;
   bool failed = false;
@@ -63,7 +61,7 @@ int run(int argc, char **argv) {
         output += "// -----\n";
       try {
         kiln::Module module = kiln::parseModule(chunks[i].text, name, chunks[i].firstLine);
-        output += processModule(module, passes);
+        output += processModule(module, passes, verifyEach);
       } catch (const kiln::Error &e) {
         std::cerr << e.what() << "\n";
         failed = true;
@@ -71,7 +69,7 @@ int run(int argc, char **argv) {
     }
   } else {
     kiln::Module module = kiln::loadModuleFile(path);
-    output = processModule(module, passes);
+    output = processModule(module, passes, verifyEach);
   }
   if (cl.has("-o"))
     kiln::writeFileAtomically(cl.get("-o"), output);
