@@ -44,9 +44,12 @@ std::string checkArgumentAttributes(const Argument &arg) {
   if (arg.role == ArgRole::Input) {
     if (attrs.find("init"))
       return "input '%" + arg.name + "' cannot have an initializer (only params and state do)";
-    std::string problem = checkNumbers(attrs, {"low", "high"}, "input '%" + arg.name + "'");
+    std::string problem =
+        checkNumbers(attrs, {"low", "high", "default"}, "input '%" + arg.name + "'");
     if (!problem.empty())
       return problem;
+    if (attrs.find("default") && (attrs.find("low") || attrs.find("high")))
+      return "input '%" + arg.name + "' has a default value and a feed range; give one";
     auto [low, high] = feedRange(arg);
     if (!(low < high))
       return "input '%" + arg.name + "' feed range needs low < high, got [" + formatFloat(low) +
@@ -100,6 +103,11 @@ HostTensor defaultArgumentValue(const Argument &arg, uint64_t seed) {
   int64_t n = t.numElements();
   const Attribute *init = attrs.find("init");
   std::string kind = init ? init->asString() : arg.role == ArgRole::State ? "zeros" : "uniform";
+  if (const Attribute *fixed = arg.role == ArgRole::Input ? attrs.find("default") : nullptr) {
+    for (int64_t i = 0; i < n; ++i)
+      t.setDouble(i, fixed->asNumber());
+    return t;
+  }
   if (arg.role == ArgRole::Input || kind == "uniform") {
     bool isInt = !isFloat(type.dtype);
     auto [low, high] = feedRange(arg);

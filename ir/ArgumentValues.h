@@ -14,7 +14,8 @@ struct Argument;
 /// Checks an argument's attributes. Params and state accept an initializer:
 ///   {init = "zeros"} | {init = "ones"} | {init = "constant", value = V}
 ///   {init = "uniform", low = L, high = H} | {init = "normal", mean = M, std = S}
-/// Inputs accept a random-feed range {low = L, high = H}. Returns the problem,
+/// Inputs accept a random-feed range {low = L, high = H}, or a value used when
+/// none is fed, {default = V} (e.g. the learning rate). Returns the problem,
 /// or an empty string.
 std::string checkArgumentAttributes(const Argument &arg);
 
@@ -23,7 +24,7 @@ std::string checkArgumentAttributes(const Argument &arg);
 /// `argumentKey(seed, name)`.
 ///   - params/state: their initializer; without one, params are uniform in
 ///     [-1, 1) and state is zeros;
-///   - inputs: uniform in [low, high) (default [-1, 1) for floats, [0, 10) for
+///   - inputs: their `default` value if they have one, else uniform in [low, high) (default [-1, 1) for floats, [0, 10) for
 ///     integers, i1 is a fair coin); integers are floor of the uniform value.
 HostTensor defaultArgumentValue(const Argument &arg, uint64_t seed);
 

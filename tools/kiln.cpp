@@ -1,8 +1,11 @@
-// kiln: the command-line compiler. `kiln print` and `kiln run` for now;
-// `kiln compile` arrives with the backends.
+// kiln: the command-line compiler: print, compile (training steps as IR until
+// the backends land), check-grad, run (on the reference interpreter).
 #include "CommandLine.h"
+#include "compiler/GradCheck.h"
+#include "compiler/TrainingStep.h"
 #include "ir/ArgumentValues.h"
 #include "ir/Graph.h"
+#include "ir/GraphEdit.h"
 #include "ir/Interpreter.h"
 #include "ir/Json.h"
 #include "ir/ModuleFile.h"
@@ -23,6 +26,22 @@ commands:
       Reads a .kir or .json graph file (- for .kir on stdin), verifies it and
       prints it as .kir text (or as JSON with --json; with -o OUT.json the
       weights, if any, go to OUT.weights.safetensors).
+
+  compile FILE [--train --optimizer=sgd|momentum|nesterov|adam|adamw [--lr=X]
+               [--momentum=X] [--weight-decay=X] [--clip-norm=X] [--loss=NAME]]
+               [--graph=NAME] [--emit=kir|json] [-o OUT]
+      Compiles a graph. With --train the result is the whole training step:
+      forward, loss, gradients of every param and the optimizer update, as
+      one graph with `update`s (the learning rate is its input `lr`, with
+      --lr as default). --emit=kir (default) or json writes the graph.
+
+  check-grad FILE [--inputs=ARGS.safetensors] [--tol=1e-6] [--seed=N]
+                  [--elements=N] [--loss=NAME] [--graph=NAME]
+      For a graph with a scalar loss: every param's gradient from autodiff
+      versus central finite differences, in f64 through the interpreter.
+      Checks all elements of small params, else the N largest gradients and
+      N random elements (default 4). Prints the worst relative error per
+      param; exits 1 above the tolerance.
 
   run FILE [--target=interp] [--graph=NAME] [--inputs=FEEDS.safetensors]
            [--seed=N] [--steps=N] [--precision=native|f64]
@@ -196,6 +215,119 @@ int runCommand(const kiln::CommandLine &cl) {
   return 0;
 }
 
+double getDouble(const kiln::CommandLine &cl, const std::string &name, double fallback) {
+  if (!cl.has(name))
+    return fallback;
+  std::string text = cl.get(name);
+  char *end = nullptr;
+  double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end || !std::isfinite(v))
+    kiln::throwError("", "option '" + name + "' expects a number, got '" + text + "'");
+  return v;
+}
+
+int compileCommand(const kiln::CommandLine &cl) {
+  if (cl.positional().size() != 1)
+    kiln::throwError("", "compile expects one input file; see --help");
+  const std::string file = cl.positional()[0];
+  std::string emit = cl.get("--emit", "kir");
+  if (emit != "kir" && emit != "json")
+    kiln::throwError("", "--emit must be kir or json (this build has no backend yet), got '" +
+                             emit + "'");
+  for (const char *trainOnly : {"--optimizer", "--lr", "--momentum", "--weight-decay",
+                                "--clip-norm", "--loss"})
+    if (cl.has(trainOnly) && !cl.has("--train"))
+      kiln::throwError("", std::string("option '") + trainOnly + "' needs --train");
+  kiln::Module module = kiln::loadModuleFile(file);
+  const kiln::Graph &graph = selectGraph(module, cl.get("--graph"), file);
+  kiln::Module out;
+  out.weights = module.weights;
+  if (cl.has("--train")) {
+    std::string name = cl.get("--optimizer", "sgd");
+    std::optional<kiln::OptimizerKind> kind = kiln::parseOptimizerKind(name);
+    if (!kind)
+      kiln::throwError("", "unknown optimizer '" + name +
+                               "' (expected sgd, momentum, nesterov, adam or adamw)");
+    kiln::OptimizerOptions options;
+    options.kind = *kind;
+    options.learningRate = getDouble(cl, "--lr", options.learningRate);
+    options.momentum = getDouble(cl, "--momentum", options.momentum);
+    if (cl.has("--weight-decay"))
+      options.weightDecay = getDouble(cl, "--weight-decay", 0);
+    options.clipNorm = getDouble(cl, "--clip-norm", 0);
+    if (options.clipNorm < 0)
+      kiln::throwError("", "--clip-norm must be >= 0");
+    out.graphs.push_back(kiln::buildTrainingStep(graph, options, cl.get("--loss")));
+  } else {
+    out.graphs.push_back(kiln::cloneGraph(graph));
+  }
+  if (emit == "json" && cl.has("-o")) {
+    kiln::writeJsonModule(cl.get("-o"), out);
+    return 0;
+  }
+  std::string text = emit == "json" ? kiln::printJsonModule(out) : kiln::printModule(out);
+  if (cl.has("-o"))
+    kiln::writeFileAtomically(cl.get("-o"), text);
+  else
+    std::cout << text;
+  return 0;
+}
+
+int checkGradCommand(const kiln::CommandLine &cl) {
+  if (cl.positional().size() != 1)
+    kiln::throwError("", "check-grad expects one input file; see --help");
+  const std::string file = cl.positional()[0];
+  double tolerance = getDouble(cl, "--tol", 1e-6);
+  kiln::GradCheckOptions options;
+  options.seed = cl.getUnsigned("--seed", 0);
+  options.elements = int64_t(cl.getUnsigned("--elements", 4));
+  options.lossName = cl.get("--loss");
+  options.tolerance = tolerance;
+  kiln::Module module = kiln::loadModuleFile(file);
+  const kiln::Graph &graph = selectGraph(module, cl.get("--graph"), file);
+  checkFeeds(graph, module.weights, file + " weights");
+  options.arguments = module.weights;
+  if (cl.has("--inputs")) {
+    kiln::TensorMap feeds = kiln::readSafetensors(cl.get("--inputs"));
+    checkFeeds(graph, feeds, cl.get("--inputs"));
+    for (auto &[name, t] : feeds)
+      options.arguments[name] = t;
+  }
+  std::printf("check-grad @%s: autodiff vs central differences in f64, seed %llu, tolerance %g\n",
+              graph.name().c_str(), (unsigned long long)options.seed, tolerance);
+  std::printf("  %-32s %17s %12s %15s %15s\n", "param", "elements checked", "worst rel", "analytic",
+              "numeric");
+  options.onParam = [](const kiln::ParamGradCheck &c) {
+    std::printf("  %-32s %8lld/%-8lld %12.3g %15.8g %15.8g", c.name.c_str(),
+                (long long)c.checkedElements, (long long)c.totalElements, c.worstRelativeError,
+                c.analytic, c.numeric);
+    if (c.skippedElements)
+      std::printf("  (%lld on a kink, replaced)", (long long)c.skippedElements);
+    std::printf("\n");
+    std::fflush(stdout);
+  };
+  std::vector<kiln::ParamGradCheck> report = kiln::checkGradients(graph, options);
+  if (report.empty())
+    kiln::throwError(file, "@" + graph.name() + " has no float param to check");
+  const kiln::ParamGradCheck *worst = &report[0];
+  for (const auto &c : report)
+    if (c.worstRelativeError > worst->worstRelativeError)
+      worst = &c;
+  for (const auto &c : report)
+    if (c.checkedElements == 0) {
+      std::printf("FAILED: no element of '%s' could be checked (all on kinks)\n", c.name.c_str());
+      return 1;
+    }
+  if (!(worst->worstRelativeError <= tolerance)) {
+    std::printf("FAILED: '%s' has relative error %.3g > %g\n", worst->name.c_str(),
+                worst->worstRelativeError, tolerance);
+    return 1;
+  }
+  std::printf("ok: worst relative error %.3g ('%s') <= %g\n", worst->worstRelativeError,
+              worst->name.c_str(), tolerance);
+  return 0;
+}
+
 int run(int argc, char **argv) {
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     std::cout << kUsage;
@@ -214,7 +346,20 @@ int run(int argc, char **argv) {
     cl.parse(argc, argv, 2);
     return runCommand(cl);
   }
-  kiln::throwError("", "unknown command '" + command + "' (expected print or run; see --help)");
+  if (command == "compile") {
+    kiln::CommandLine cl({"--optimizer", "--lr", "--momentum", "--weight-decay", "--clip-norm",
+                          "--loss", "--graph", "--emit", "-o"},
+                         {"--train"});
+    cl.parse(argc, argv, 2);
+    return compileCommand(cl);
+  }
+  if (command == "check-grad") {
+    kiln::CommandLine cl({"--inputs", "--tol", "--seed", "--elements", "--loss", "--graph"}, {});
+    cl.parse(argc, argv, 2);
+    return checkGradCommand(cl);
+  }
+  kiln::throwError("", "unknown command '" + command +
+                           "' (expected print, compile, check-grad or run; see --help)");
 }
 
 } // namespace

@@ -160,7 +160,7 @@ CASES = [
     ("unknown-option", {"a.kir": GOOD_KIR}, ["kiln", "print", "TMP/a.kir", "--jsn"],
      "kiln: error: unknown option '--jsn' (see --help)"),
     ("unknown-command", {}, ["kiln", "frobnicate"],
-     "kiln: error: unknown command 'frobnicate' (expected print or run; see --help)"),
+     "kiln: error: unknown command 'frobnicate' (expected print, compile, check-grad or run; see --help)"),
     ("two-graphs-no-choice", {"a.kir": GOOD_KIR + GOOD_KIR.replace("@g", "@h")},
      ["kiln", "run", "TMP/a.kir"],
      "TMP/a.kir: error: holds 2 graphs; choose one with --graph=NAME"),
