@@ -44,47 +44,74 @@ std::vector<int64_t> chooseElements(const HostTensor &grad, int64_t count, uint6
   return chosen;
 }
 
-} // namespace
-
-std::vector<ParamGradCheck> checkGradients(const Graph &model, const GradCheckOptions &options) {
-  findLoss(model, options.lossName); // a located error before any work
-  std::unique_ptr<Graph> f64 = promoteFloatsToF64(model);
+/// The f64 image of a model and the values of its arguments for a check.
+struct F64Setup {
+  std::unique_ptr<Graph> graph;
   size_t lossIndex = 0;
-  while (!options.lossName.empty() && f64->resultName(lossIndex) != options.lossName)
-    ++lossIndex;
-
   TensorMap args;
+};
+
+F64Setup prepare(const Graph &model, const GradCheckOptions &options) {
+  findLoss(model, options.lossName); // a located error before any work
+  F64Setup setup;
+  setup.graph = promoteFloatsToF64(model);
+  while (!options.lossName.empty() && setup.graph->resultName(setup.lossIndex) != options.lossName)
+    ++setup.lossIndex;
   for (const auto &arg : model.arguments()) {
     auto given = options.arguments.find(arg->name);
-    args[arg->name] = toF64(given != options.arguments.end()
-                                ? given->second
-                                : defaultArgumentValue(*arg, options.seed));
+    setup.args[arg->name] = toF64(given != options.arguments.end()
+                                      ? given->second
+                                      : defaultArgumentValue(*arg, options.seed));
   }
+  return setup;
+}
 
-  // The analytic gradients: the f64 graph with the gradients appended as results.
+} // namespace
+
+TensorMap autodiffGradients(const Graph &model, const GradCheckOptions &options) {
+  F64Setup setup = prepare(model, options);
   std::vector<Argument *> params;
-  for (const auto &arg : f64->arguments())
+  for (const auto &arg : setup.graph->arguments())
     if (arg->role == ArgRole::Param && isFloat(arg->value.type.dtype))
       params.push_back(arg.get());
-  std::unique_ptr<Graph> withGrads = cloneGraph(*f64);
-  std::vector<Argument *> gradParams;
-  for (Argument *p : params)
-    gradParams.push_back(withGrads->findArgument(p->name));
-  std::vector<Value *> grads =
-      appendGradients(*withGrads, withGrads->results()[lossIndex], gradParams);
-  size_t firstGrad = withGrads->results().size();
-  for (Value *g : grads)
-    withGrads->addResult(g);
-  InterpreterResult analytic = interpret(*withGrads, args, Precision::F64);
+  Graph &g = *setup.graph;
+  std::vector<Value *> grads = appendGradients(g, g.results()[setup.lossIndex], params);
+  size_t firstGrad = g.results().size();
+  for (Value *v : grads)
+    g.addResult(v);
+  InterpreterResult r = interpret(g, setup.args, Precision::F64);
+  TensorMap out;
+  for (size_t p = 0; p < params.size(); ++p)
+    out[params[p]->name] = r.results[firstGrad + p];
+  return out;
+}
 
+std::vector<ParamGradCheck> checkGradients(const Graph &model, const GradCheckOptions &options) {
+  return compareWithFiniteDifferences(model, autodiffGradients(model, options), options);
+}
+
+std::vector<ParamGradCheck> compareWithFiniteDifferences(const Graph &model,
+                                                         const TensorMap &gradients,
+                                                         const GradCheckOptions &options) {
+  F64Setup setup = prepare(model, options);
+  const Graph &f64 = *setup.graph;
+  const TensorMap &args = setup.args;
+  size_t lossIndex = setup.lossIndex;
   auto lossAt = [&](const TensorMap &values) {
-    return interpret(*f64, values, Precision::F64).results[lossIndex].getDouble(0);
+    return interpret(f64, values, Precision::F64).results[lossIndex].getDouble(0);
   };
+  std::vector<const Argument *> params;
+  for (const auto &arg : f64.arguments())
+    if (arg->role == ArgRole::Param && isFloat(arg->value.type.dtype))
+      params.push_back(arg.get());
 
   std::vector<ParamGradCheck> report;
   for (size_t p = 0; p < params.size(); ++p) {
     const std::string &name = params[p]->name;
-    const HostTensor &grad = analytic.results[firstGrad + p];
+    auto found = gradients.find(name);
+    if (found == gradients.end())
+      throwError("@" + model.name(), "no gradient given for param '" + name + "'");
+    const HostTensor &grad = found->second;
     ParamGradCheck check;
     check.name = name;
     check.totalElements = grad.numElements();

@@ -49,4 +49,12 @@ struct ParamGradCheck {
 /// norm), reported with the element where |a - n| is largest.
 std::vector<ParamGradCheck> checkGradients(const Graph &model, const GradCheckOptions &options);
 
+/// The two halves of `checkGradients`: the gradient of every float param by
+/// name, from autodiff in f64; and the comparison of given gradients with
+/// finite differences (so that a test can show a wrong gradient is caught).
+TensorMap autodiffGradients(const Graph &model, const GradCheckOptions &options);
+std::vector<ParamGradCheck> compareWithFiniteDifferences(const Graph &model,
+                                                         const TensorMap &gradients,
+                                                         const GradCheckOptions &options);
+
 } // namespace kiln
