@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build python3    # toolchain
   nlohmann-json3-dev                           # JSON graph form, safetensors headers
+  zlib1g-dev                                   # gzip-compressed example data (examples/data)
   libgtest-dev libgmock-dev                    # unit tests
   llvm-19-tools                                # lit and FileCheck for the lit tests
 )

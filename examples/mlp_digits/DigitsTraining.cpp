@@ -1,0 +1,168 @@
+#include "examples/mlp_digits/DigitsTraining.h"
+
+#include "compiler/TrainingStep.h"
+#include "frontend/nn/Functional.h"
+#include "ir/ArgumentValues.h"
+#include "ir/Graph.h"
+#include "ir/Interpreter.h"
+#include "runtime/Error.h"
+
+#include <chrono>
+#include <cstdio>
+#include <ostream>
+
+namespace kiln::examples {
+
+DigitsMlp::DigitsMlp(int64_t hidden) : nn::Module("DigitsMlp") {
+  fc1 = registerModule("fc1", std::make_shared<nn::Linear>(DigitsDataset::kPixels, hidden));
+  fc2 = registerModule("fc2", std::make_shared<nn::Linear>(hidden, DigitsDataset::kClasses));
+}
+
+Tensor DigitsMlp::forward(Tensor x) { return fc2->forward(nn::relu(fc1->forward(x))); }
+
+std::unique_ptr<Graph> buildDigitsMlp(int64_t batch, int64_t hidden) {
+  GraphBuilder b("mlp_digits");
+  Tensor x = b.input("x", DType::F32, {batch, DigitsDataset::kPixels}, FeedRange{0, 1});
+  Tensor labels =
+      b.input("labels", DType::I32, {batch}, FeedRange{0, double(DigitsDataset::kClasses)});
+  DigitsMlp model(hidden);
+  model.bind(b);
+  Tensor logits = model.forward(x);
+  b.output(nn::crossEntropy(logits, labels), "loss");
+  b.output(nn::accuracy(logits, labels), "accuracy");
+  return b.finish();
+}
+
+double defaultDigitsLearningRate(OptimizerKind kind) {
+  switch (kind) {
+  case OptimizerKind::Sgd:
+    return 0.3;
+  case OptimizerKind::Momentum:
+  case OptimizerKind::Nesterov:
+    return 0.05;
+  case OptimizerKind::Adam:
+  case OptimizerKind::AdamW:
+    return 0.003;
+  }
+  KILN_UNREACHABLE("unknown optimizer kind");
+}
+
+namespace {
+
+size_t resultIndex(const Graph &graph, const std::string &name) {
+  for (size_t i = 0; i < graph.results().size(); ++i)
+    if (graph.resultName(i) == name)
+      return i;
+  throwError("@" + graph.name(), "no result named '" + name + "'");
+}
+
+struct Score {
+  double loss;
+  double accuracy;
+};
+
+/// Loss and accuracy of `params` on all of `test` in one call of `eval`.
+Score evaluate(const Graph &eval, size_t lossIndex, size_t accuracyIndex,
+               const DigitsDataset &test, const TensorMap &params) {
+  std::vector<int64_t> rows(size_t(test.size()));
+  for (int64_t i = 0; i < test.size(); ++i)
+    rows[size_t(i)] = i;
+  TensorMap arguments;
+  for (const auto &arg : eval.arguments())
+    if (arg->role != ArgRole::Input)
+      arguments[arg->name] = params.at(arg->name);
+  arguments["x"] = gatherImages(test, rows.data(), test.size());
+  arguments["labels"] = gatherLabels(test, rows.data(), test.size());
+  InterpreterResult out = interpret(eval, arguments, Precision::Native);
+  return {out.results[lossIndex].getDouble(0), out.results[accuracyIndex].getDouble(0)};
+}
+
+} // namespace
+
+DigitsTrainingResult trainDigitsMlp(const DigitsSplit &data, const DigitsTrainingOptions &options,
+                                    std::ostream *log) {
+  const int64_t trainRows = data.train.size();
+  if (options.batch < 1 || options.batch > trainRows)
+    throwError("", "the batch must have 1 to " + std::to_string(trainRows) + " rows, got " +
+                       std::to_string(options.batch));
+  if (options.hidden < 1)
+    throwError("", "the hidden layer needs at least one unit");
+
+  OptimizerOptions optimizer;
+  optimizer.kind = options.optimizer;
+  optimizer.learningRate = options.learningRate;
+  std::unique_ptr<Graph> step =
+      buildTrainingStep(*buildDigitsMlp(options.batch, options.hidden), optimizer, "loss");
+  std::unique_ptr<Graph> eval = buildDigitsMlp(data.test.size(), options.hidden);
+  const size_t stepLoss = resultIndex(*step, "loss");
+  const size_t evalLoss = resultIndex(*eval, "loss"), evalAccuracy = resultIndex(*eval, "accuracy");
+
+  // Params and optimizer state from their initializers, `lr` from its default.
+  TensorMap arguments;
+  for (const auto &arg : step->arguments())
+    if (arg->role != ArgRole::Input || arg->name == "lr")
+      arguments[arg->name] = defaultArgumentValue(*arg, options.seed);
+
+  if (log) {
+    char line[200];
+    std::snprintf(line, sizeof line,
+                  "digits: %lld train, %lld held-out images; mlp 64-%lld-10, %s lr %g, batch "
+                  "%lld, %lld steps, seed %llu\n",
+                  (long long)trainRows, (long long)data.test.size(), (long long)options.hidden,
+                  optimizerName(options.optimizer), options.learningRate,
+                  (long long)options.batch, (long long)options.steps,
+                  (unsigned long long)options.seed);
+    *log << line << std::flush;
+  }
+
+  DigitsTrainingResult result;
+  result.losses.reserve(size_t(options.steps));
+  const int64_t batchesPerEpoch = trainRows / options.batch;
+  std::vector<int64_t> order;
+  double intervalSeconds = 0;
+  for (int64_t i = 0; i < options.steps; ++i) {
+    int64_t epoch = i / batchesPerEpoch, batchInEpoch = i % batchesPerEpoch;
+    if (batchInEpoch == 0)
+      order = shuffledIndices(trainRows, digitsKey(options.seed, "epoch " + std::to_string(epoch)));
+    const int64_t *rows = order.data() + batchInEpoch * options.batch;
+    arguments["x"] = gatherImages(data.train, rows, options.batch);
+    arguments["labels"] = gatherLabels(data.train, rows, options.batch);
+
+    auto start = std::chrono::steady_clock::now();
+    InterpreterResult out = interpret(*step, arguments, Precision::Native);
+    for (auto &[name, value] : out.updated)
+      arguments[name] = std::move(value);
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    result.trainSeconds += seconds;
+    intervalSeconds += seconds;
+    result.losses.push_back(out.results[stepLoss].getDouble(0));
+
+    bool report = log && options.logEvery > 0 &&
+                  ((i + 1) % options.logEvery == 0 || i + 1 == options.steps);
+    if (!report)
+      continue;
+    int64_t interval = i % options.logEvery + 1;
+    double meanLoss = 0;
+    for (int64_t j = i + 1 - interval; j <= i; ++j)
+      meanLoss += result.losses[size_t(j)];
+    meanLoss /= double(interval);
+    Score held = evaluate(*eval, evalLoss, evalAccuracy, data.test, arguments);
+    char line[160];
+    std::snprintf(line, sizeof line,
+                  "step %5lld/%lld  epoch %5.1f  loss %.4f  held-out loss %.4f acc %.4f  %.0f "
+                  "examples/s\n",
+                  (long long)(i + 1), (long long)options.steps,
+                  double(i + 1) / double(batchesPerEpoch), meanLoss,
+                  held.loss, held.accuracy, double(interval * options.batch) / intervalSeconds);
+    *log << line << std::flush;
+    intervalSeconds = 0;
+  }
+
+  Score final = evaluate(*eval, evalLoss, evalAccuracy, data.test, arguments);
+  result.testLoss = final.loss;
+  result.testAccuracy = final.accuracy;
+  return result;
+}
+
+} // namespace kiln::examples

@@ -1,0 +1,66 @@
+// Training an MLP on the digits data set with the reference interpreter.
+//
+// The model graph (loss and accuracy of one batch) becomes a training step by
+// buildTrainingStep; the step runs batch after batch, each call's `updated`
+// params and optimizer state becoming the next call's arguments. A second
+// graph of the same model, batched over the whole held-out set, shares the
+// param names and scores the trained params.
+#pragma once
+
+#include "examples/mlp_digits/Digits.h"
+#include "frontend/nn/Module.h"
+#include "passes/optim/Optimizer.h"
+
+#include <iosfwd>
+#include <memory>
+#include <vector>
+
+namespace kiln {
+
+class Graph;
+
+namespace examples {
+
+/// 64-hidden-10, ReLU. PyTorch: fc1 = nn.Linear(64, hidden), fc2 = nn.Linear(hidden, 10).
+class DigitsMlp : public nn::Module {
+public:
+  explicit DigitsMlp(int64_t hidden);
+  Tensor forward(Tensor x) override;
+
+  std::shared_ptr<nn::Linear> fc1, fc2;
+};
+
+/// Inputs `x` f32[batch, 64] and `labels` i32[batch]; results `loss` (mean
+/// cross-entropy) and `accuracy` (fraction of rows whose argmax is the label).
+std::unique_ptr<Graph> buildDigitsMlp(int64_t batch, int64_t hidden);
+
+/// The learning rate that trains the digits MLP well with `kind` at batch 64.
+double defaultDigitsLearningRate(OptimizerKind kind);
+
+struct DigitsTrainingOptions {
+  int64_t steps = 1000;
+  int64_t batch = 64;
+  int64_t hidden = 128;
+  OptimizerKind optimizer = OptimizerKind::Adam;
+  double learningRate = defaultDigitsLearningRate(OptimizerKind::Adam);
+  uint64_t seed = 0;     // initial params and batch order
+  int64_t logEvery = 100; // a progress line every this many steps; 0: none
+};
+
+struct DigitsTrainingResult {
+  std::vector<double> losses; // the loss of each step, on the batch it trained on
+  double testLoss = 0;
+  double testAccuracy = 0;
+  double trainSeconds = 0; // the training steps alone, without evaluation
+};
+
+/// Trains a fresh DigitsMlp on `data.train` for `options.steps` steps of
+/// `options.batch` rows (each epoch a new seeded permutation; a last partial
+/// batch is skipped) and scores it on `data.test`. With `log`, writes a
+/// progress line every `logEvery` steps. The numbers depend only on the data
+/// and the options.
+DigitsTrainingResult trainDigitsMlp(const DigitsSplit &data, const DigitsTrainingOptions &options,
+                                    std::ostream *log = nullptr);
+
+} // namespace examples
+} // namespace kiln
