@@ -56,6 +56,10 @@ std::string Attribute::toString() const {
     }
     return out + "\"";
   }
+  if (isBufferSlice()) {
+    const BufferSlice &b = asBufferSlice();
+    return b.buffer + "[" + std::to_string(b.begin) + ":" + std::to_string(b.end) + "]";
+  }
   std::string out = "[";
   if (isIntList()) {
     for (size_t i = 0; i < asIntList().size(); ++i)

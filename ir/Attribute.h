@@ -11,8 +11,22 @@
 
 namespace kiln {
 
-/// An attribute value: an integer, a float, a boolean, a string, a dtype, or a
-/// list of integers or of floats. Integers and floats stay distinct so that
+/// Where a value lives after memory planning: bytes [begin, end) of the arena
+/// (`arena[4096:266240]`) or of an argument's own buffer (`%fc1.weight[0:1024]`,
+/// an update written in place).
+struct BufferSlice {
+  std::string buffer; // "arena", or "%" + argument name
+  int64_t begin = 0;
+  int64_t end = 0;
+  bool isArena() const { return buffer == "arena"; }
+  int64_t size() const { return end - begin; }
+  bool operator==(const BufferSlice &o) const {
+    return buffer == o.buffer && begin == o.begin && end == o.end;
+  }
+};
+
+/// An attribute value: an integer, a float, a boolean, a string, a dtype, a
+/// list of integers or of floats, or a buffer slice. Integers and floats stay distinct so that
 /// printing and parsing round-trip exactly.
 class Attribute {
 public:
@@ -29,6 +43,7 @@ public:
   Attribute(DType v) : value_(v) {}
   Attribute(IntList v) : value_(std::move(v)) {}
   Attribute(FloatList v) : value_(std::move(v)) {}
+  Attribute(BufferSlice v) : value_(std::move(v)) {}
 
   bool isInt() const { return std::holds_alternative<int64_t>(value_); }
   bool isFloat() const { return std::holds_alternative<double>(value_); }
@@ -37,6 +52,7 @@ public:
   bool isDType() const { return std::holds_alternative<DType>(value_); }
   bool isIntList() const { return std::holds_alternative<IntList>(value_); }
   bool isFloatList() const { return std::holds_alternative<FloatList>(value_); }
+  bool isBufferSlice() const { return std::holds_alternative<BufferSlice>(value_); }
   bool isNumber() const { return isInt() || isFloat(); }
 
   int64_t asInt() const { return std::get<int64_t>(value_); }
@@ -48,17 +64,19 @@ public:
   DType asDType() const { return std::get<DType>(value_); }
   const IntList &asIntList() const { return std::get<IntList>(value_); }
   const FloatList &asFloatList() const { return std::get<FloatList>(value_); }
+  const BufferSlice &asBufferSlice() const { return std::get<BufferSlice>(value_); }
   /// A number or a list of numbers, as doubles.
   std::vector<double> asNumbers() const;
 
-  /// The `.kir` spelling: `3`, `0.5`, `true`, `"s"`, `f32`, `[1, 2]`, `[0.5, 1.0]`.
+  /// The `.kir` spelling: `3`, `0.5`, `true`, `"s"`, `f32`, `[1, 2]`, `[0.5, 1.0]`,
+  /// `arena[0:64]`.
   std::string toString() const;
 
   bool operator==(const Attribute &o) const { return value_ == o.value_; }
   bool operator!=(const Attribute &o) const { return !(value_ == o.value_); }
 
 private:
-  std::variant<int64_t, double, bool, std::string, DType, IntList, FloatList> value_;
+  std::variant<int64_t, double, bool, std::string, DType, IntList, FloatList, BufferSlice> value_;
 };
 
 /// Shortest decimal text that reads back as exactly `v`, always with a `.` or

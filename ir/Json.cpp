@@ -34,6 +34,10 @@ Json attrToJson(const Attribute &a) {
   if (a.isString()) return a.asString();
   if (a.isDType()) return std::string(dtypeName(a.asDType()));
   if (a.isIntList()) return a.asIntList();
+  if (a.isBufferSlice())
+    return Json{{"buffer", a.asBufferSlice().buffer},
+                {"begin", a.asBufferSlice().begin},
+                {"end", a.asBufferSlice().end}};
   Json list = Json::array();
   for (double v : a.asFloatList())
     list.push_back(floatToJson(v));
@@ -149,6 +153,14 @@ private:
       return Attribute(j.get<int64_t>());
     }
     if (std::optional<double> f = readFloat(j)) return Attribute(*f);
+    if (j.is_object() && j.size() == 3 && j.contains("buffer") && j["buffer"].is_string() &&
+        j.contains("begin") && j["begin"].is_number_integer() && j.contains("end") &&
+        j["end"].is_number_integer()) {
+      BufferSlice b{j["buffer"].get<std::string>(), j["begin"].get<int64_t>(), j["end"].get<int64_t>()};
+      if (b.begin < 0 || b.end < b.begin)
+        fail(at, "buffer slice needs 0 <= begin <= end");
+      return Attribute(b);
+    }
     if (j.is_string()) return Attribute(j.get<std::string>());
     if (j.is_array()) {
       Attribute::IntList ints;

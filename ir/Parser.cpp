@@ -311,7 +311,14 @@ private:
         return Attribute(std::strtod(t.text.c_str(), nullptr));
       if (std::optional<DType> dt = parseDType(t.text))
         return Attribute(*dt);
+      if (t.text == "arena" && tok_.kind == Tok::LBracket)
+        return parseBufferSlice("arena");
       lexer_.fail(t, "unknown attribute value '" + t.text + "'");
+    case Tok::Percent:
+      take();
+      if (tok_.kind != Tok::LBracket)
+        fail("expected '[begin:end]' after '%" + t.text + "' in a buffer slice");
+      return parseBufferSlice("%" + t.text);
     case Tok::LBracket: {
       take();
       Attribute::IntList ints;
@@ -340,6 +347,19 @@ private:
     default:
       fail("expected an attribute value, got " + describe(t));
     }
+  }
+
+  /// `[begin:end]` after `arena` or `%arg`.
+  Attribute parseBufferSlice(std::string buffer) {
+    Token open = expect(Tok::LBracket, "'['");
+    int64_t begin = parseInt();
+    expect(Tok::Colon, "':' between the slice's begin and end");
+    int64_t end = parseInt();
+    expect(Tok::RBracket, "']' after the slice");
+    if (begin < 0 || end < begin)
+      lexer_.fail(open, "buffer slice [" + std::to_string(begin) + ":" + std::to_string(end) +
+                            "] must have 0 <= begin <= end");
+    return Attribute(BufferSlice{std::move(buffer), begin, end});
   }
 
   AttrMap parseAttrDict() {

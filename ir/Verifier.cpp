@@ -490,6 +490,12 @@ std::optional<TensorType> TypeRules::infer() {
 std::string checkAttributes(OpKind kind, const AttrMap &attrs) {
   const OpInfo &info = opInfo(kind);
   for (const auto &[name, value] : attrs) {
+    if (name == kBufferAttr) { // any op may carry its memory plan
+      if (!value.isBufferSlice())
+        return "attribute 'buffer' must be a buffer slice such as arena[0:64], got " +
+               value.toString();
+      continue;
+    }
     const AttrSpec *spec = info.findAttr(name);
     if (!spec)
       return std::string(info.name) + " has no attribute '" + name + "'";
@@ -596,6 +602,25 @@ void verifyGraph(const Graph &graph) {
         inferType(node->kind(), operandTypes, node->attrs(), given ? &node->type() : nullptr, error);
     if (!type)
       throwError(describeNodeLocation(graph, *node), error);
+    if (const Attribute *buffer = node->attrs().find(kBufferAttr)) {
+      const BufferSlice &slice = buffer->asBufferSlice();
+      int64_t bytes = node->type().numElements() * int64_t(dtypeSize(node->type().dtype));
+      if (slice.size() < bytes)
+        throwError(describeNodeLocation(graph, *node),
+                   "buffer " + buffer->toString() + " holds " + std::to_string(slice.size()) +
+                       " bytes, but " + node->type().toString() + " needs " + std::to_string(bytes));
+      if (!slice.isArena()) {
+        const Argument *arg = graph.findArgument(slice.buffer.substr(1));
+        if (!arg)
+          throwError(describeNodeLocation(graph, *node),
+                     "buffer " + buffer->toString() + " names no argument of @" + graph.name());
+        int64_t argBytes = arg->value.type.numElements() * int64_t(dtypeSize(arg->value.type.dtype));
+        if (slice.end > argBytes)
+          throwError(describeNodeLocation(graph, *node),
+                     "buffer " + buffer->toString() + " lies outside '%" + arg->name + "' (" +
+                         std::to_string(argBytes) + " bytes)");
+      }
+    }
     std::string badType = checkType(node->type());
     if (!badType.empty())
       throwError(describeNodeLocation(graph, *node), badType);

@@ -9,6 +9,9 @@
 
 namespace kiln {
 
+/// The attribute every op may carry: its slice of memory after planning.
+inline constexpr const char *kBufferAttr = "buffer";
+
 /// Checks `attrs` against the op's attribute list in OpKind.def: no unknown
 /// name, every required one present, each of the declared kind. Returns an
 /// empty string when they are fine, otherwise the problem.
