@@ -1,6 +1,8 @@
 #include "ir/Graph.h"
 
 #include <cassert>
+#include <unordered_map>
+#include <unordered_set>
 
 namespace kiln {
 
@@ -86,6 +88,71 @@ size_t Graph::eraseNodesIf(const std::function<bool(const Node &)> &pred) {
       kept.push_back(std::move(n));
   nodes_ = std::move(kept);
   return before - nodes_.size();
+}
+
+size_t Graph::replaceAllUses(const Value *from, Value *to) {
+  size_t changed = 0;
+  for (auto &node : nodes_)
+    for (size_t i = 0; i < node->operands().size(); ++i)
+      if (node->operand(i) == from) {
+        node->setOperand(i, to);
+        ++changed;
+      }
+  for (Value *&r : results_)
+    if (r == from) {
+      r = to;
+      ++changed;
+    }
+  for (Update &u : updates_)
+    if (u.source == from) {
+      u.source = to;
+      ++changed;
+    }
+  return changed;
+}
+
+void Graph::sortNodesTopologically() {
+  // Repeatedly take the first node (in current order) whose operands are all
+  // defined: stable, deterministic, O(n^2) in the worst case but linear when
+  // the order is already valid.
+  std::unordered_set<const Value *> defined;
+  for (const auto &arg : args_)
+    defined.insert(&arg->value);
+  std::vector<std::unique_ptr<Node>> pending = std::move(nodes_);
+  nodes_.clear();
+  while (!pending.empty()) {
+    bool progressed = false;
+    std::vector<std::unique_ptr<Node>> rest;
+    for (auto &node : pending) {
+      bool ready = true;
+      for (const Value *v : node->operands())
+        ready = ready && defined.count(v);
+      if (ready) {
+        defined.insert(node->result());
+        nodes_.push_back(std::move(node));
+        progressed = true;
+      } else {
+        rest.push_back(std::move(node));
+      }
+    }
+    assert(progressed && "the graph has a cycle");
+    if (!progressed) { // keep the nodes rather than lose them; the verifier reports it
+      for (auto &node : rest)
+        nodes_.push_back(std::move(node));
+      return;
+    }
+    pending = std::move(rest);
+  }
+}
+
+void Graph::reorderNodes(const std::vector<Node *> &order) {
+  assert(order.size() == nodes_.size() && "a schedule must hold every node once");
+  std::unordered_map<const Node *, std::unique_ptr<Node>> owned;
+  for (auto &node : nodes_)
+    owned[node.get()] = std::move(node);
+  nodes_.clear();
+  for (Node *n : order)
+    nodes_.push_back(std::move(owned.at(n)));
 }
 
 } // namespace kiln

@@ -132,6 +132,17 @@ public:
   /// Removes the nodes for which `pred` is true (they must have no remaining users).
   size_t eraseNodesIf(const std::function<bool(const Node &)> &pred);
 
+  /// Makes every use of `from` (operands, results, update sources) use `to`.
+  /// Returns the number of uses changed.
+  size_t replaceAllUses(const Value *from, Value *to);
+  /// Reorders the nodes so that every operand is defined before its use,
+  /// keeping the current order wherever it already is valid (a stable
+  /// topological sort). Passes may append nodes anywhere and call this.
+  void sortNodesTopologically();
+  /// Moves the nodes into `order`, which must hold exactly the graph's nodes
+  /// (a schedule chosen by a pass).
+  void reorderNodes(const std::vector<Node *> &order);
+
 private:
   std::string name_;
   Location loc_;
