@@ -82,6 +82,10 @@ private:
     if (!inserted)
       it->second = add(it->second, contribution);
   }
+  /// Where messages about the whole graph point: its header.
+  std::string graphLocation() const {
+    return g_.loc().known() ? g_.loc().toString() : "@" + g_.name();
+  }
 
   [[noreturn]] void notDifferentiable(const Node &node, const std::string &why) {
     throwError(describeNodeLocation(g_, node),
@@ -106,10 +110,10 @@ private:
 
 std::vector<Value *> ReverseSweep::run(const std::vector<Argument *> &wrt) {
   if (!isFloat(loss_->type.dtype) || loss_->type.shape.rank() != 0)
-    throwError("@" + g_.name(), "the loss must be a float scalar, got " + loss_->type.toString());
+    throwError(graphLocation(), "the loss must be a float scalar, got " + loss_->type.toString());
   for (const Argument *arg : wrt) {
     if (!isFloat(arg->value.type.dtype))
-      throwError(arg->loc.known() ? arg->loc.toString() : "@" + g_.name(),
+      throwError(arg->loc.known() ? arg->loc.toString() : graphLocation(),
                  "cannot differentiate with respect to '%" + arg->name + "' of type " +
                      arg->value.type.toString() + " (not a float type)");
     active_.insert(&arg->value);
@@ -142,10 +146,20 @@ std::vector<Value *> ReverseSweep::run(const std::vector<Argument *> &wrt) {
 }
 
 void ReverseSweep::propagate(const Node &node, Value *g) {
-  // A cotangent reaching an integer value can only have come through an op
-  // whose result is float but whose operand is not: no rule can continue.
-  if (!isFloat(node.type().dtype))
-    notDifferentiable(node, "its result is of integer type " + node.type().toString());
+  if (!isFloat(node.type().dtype)) {
+    // An integer value the loss depends on (through a cast to float) and
+    // that depends on a param: the error belongs to the op that left the
+    // floats (argmax, a comparison, a cast to an integer), so integer
+    // arithmetic in between passes the mark on to its active operands.
+    if (!node.info().has(OpTrait::Differentiable))
+      notDifferentiable(node, "the op is not differentiable");
+    if (node.kind() == OpKind::Cast || node.operands().empty())
+      notDifferentiable(node, "its result is of integer type " + node.type().toString());
+    for (size_t i = 0; i < node.operands().size(); ++i)
+      if (wants(node, i))
+        cotangent_.emplace(node.operand(i), nullptr);
+    return;
+  }
   if (!node.info().has(OpTrait::Differentiable))
     notDifferentiable(node, "the op is not differentiable");
   Value *x = node.operands().empty() ? nullptr : node.operand(0);
@@ -167,8 +181,10 @@ void ReverseSweep::propagate(const Node &node, Value *g) {
   case OpKind::Sin: accumulate(x, mul(g, emit(OpKind::Cos, {x}))); return;
   case OpKind::Cos: accumulate(x, neg(mul(g, emit(OpKind::Sin, {x})))); return;
   case OpKind::Cast: {
-    if (!isFloat(x->type.dtype))
-      notDifferentiable(node, "its operand is of integer type " + x->type.toString());
+    if (!isFloat(x->type.dtype)) { // marks the integer operand: see the top of propagate
+      cotangent_.emplace(x, nullptr);
+      return;
+    }
     AttrMap attrs;
     attrs.set("to", x->type.dtype);
     accumulate(x, emit(OpKind::Cast, {g}, attrs));
@@ -398,6 +414,8 @@ void ReverseSweep::indexRule(const Node &node, Value *g) {
   attrs.set("axis", axis);
   if (node.kind() == OpKind::Gather) {
     // gather clamps indices into range; its gradient goes to the clamped index.
+    if (!wants(node, 0))
+      return; // only the (integer) indices depend on a param: nothing to build
     Value *table = node.operand(0), *idx = node.operand(1);
     int64_t n = table->type.shape[size_t(axis)];
     Value *clamped = emit(OpKind::Max, {emit(OpKind::Min, {idx, splat(double(n - 1), idx->type)}),
@@ -406,6 +424,8 @@ void ReverseSweep::indexRule(const Node &node, Value *g) {
     return;
   }
   // scatter_add drops out-of-range updates: they get no gradient.
+  if (!wants(node, 1))
+    return;
   Value *idx = node.operand(0), *upd = node.operand(1);
   int64_t n = node.type().shape[size_t(axis)];
   Value *inRange = emit(OpKind::And, {cmp(OpKind::Ge, idx, splat(0.0, idx->type)),
@@ -425,7 +445,8 @@ class AutodiffPass final : public Pass {
   }
   PassResult run(Graph &graph) override {
     if (graph.results().empty())
-      throwError("@" + graph.name(), "autodiff needs a result to differentiate (the loss)");
+      throwError(graph.loc().known() ? graph.loc().toString() : "@" + graph.name(),
+                 "autodiff needs a result to differentiate (the loss)");
     std::vector<Argument *> params;
     for (const auto &arg : graph.arguments())
       if (arg->role == ArgRole::Param && isFloat(arg->value.type.dtype))
