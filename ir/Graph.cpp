@@ -31,6 +31,10 @@ Node::Node(OpKind kind, std::vector<Value *> operands, AttrMap attrs, TensorType
   result_.node = this;
 }
 
+Node::~Node() = default;
+
+void Node::setBody(std::unique_ptr<Graph> body) { body_ = std::move(body); }
+
 const Attribute &Node::attr(const std::string &name) const {
   if (const Attribute *a = attrs_.find(name))
     return *a;

@@ -40,6 +40,7 @@ enum class ArgRole : uint8_t { Input, Param, State };
 std::string_view argRoleName(ArgRole role);
 
 struct Argument;
+class Graph;
 class Node;
 
 /// An SSA value: the result of a node or a graph argument.
@@ -62,6 +63,7 @@ struct Argument {
 class Node {
 public:
   Node(OpKind kind, std::vector<Value *> operands, AttrMap attrs, TensorType type, Location loc);
+  ~Node();
 
   OpKind kind() const { return kind_; }
   const OpInfo &info() const { return opInfo(kind_); }
@@ -84,12 +86,19 @@ public:
   }
   bool boolAttr(const std::string &name) const { return attr(name).asBool(); }
 
+  /// A `fusion` node's body: a graph whose arguments are the operands (named
+  /// arg0, arg1, ...) and whose one result is the node's result. Null for
+  /// every other op.
+  Graph *body() const { return body_.get(); }
+  void setBody(std::unique_ptr<Graph> body);
+
 private:
   OpKind kind_;
   std::vector<Value *> operands_;
   AttrMap attrs_;
   Location loc_;
   Value result_;
+  std::unique_ptr<Graph> body_;
 };
 
 /// A `update %param, %value` statement: after the step, the param or state

@@ -47,8 +47,11 @@ std::unique_ptr<Graph> copyGraph(const Graph &graph, bool toF64,
     AttrMap attrs = node->attrs();
     if (toF64 && node->kind() == OpKind::Cast && isFloat(node->attr("to").asDType()))
       attrs.set("to", DType::F64);
-    map[node->result()] = copy->addNode(node->kind(), std::move(operands), std::move(attrs),
-                                        promote(node->type()), node->loc())->result();
+    Node *added = copy->addNode(node->kind(), std::move(operands), std::move(attrs),
+                                promote(node->type()), node->loc());
+    if (const Graph *body = node->body())
+      added->setBody(copyGraph(*body, toF64, nullptr));
+    map[node->result()] = added->result();
   }
   for (size_t i = 0; i < graph.results().size(); ++i)
     copy->addResult(map.at(graph.results()[i]), graph.hasResultName(i) ? graph.resultName(i) : "");

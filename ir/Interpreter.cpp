@@ -328,6 +328,28 @@ Buffer concat(const Node &node, const std::vector<const Buffer *> &parts) {
 
 // --- The op switch ---------------------------------------------------------
 
+Buffer evaluate(const Node &node, const std::vector<const Buffer *> &in, Precision p);
+
+/// Runs a fusion body on its operands' buffers and returns what it yields.
+Buffer evaluateBody(const Graph &body, const std::vector<const Buffer *> &in, Precision p) {
+  std::unordered_map<const Value *, Buffer> values;
+  std::unordered_map<const Value *, const Buffer *> bound;
+  for (size_t i = 0; i < in.size(); ++i)
+    bound[&body.arguments()[i]->value] = in[i];
+  std::vector<const Buffer *> operands;
+  for (const auto &node : body.nodes()) {
+    operands.clear();
+    for (const Value *v : node->operands()) {
+      auto arg = bound.find(v);
+      operands.push_back(arg != bound.end() ? arg->second : &values.at(v));
+    }
+    values.emplace(node->result(), evaluate(*node, operands, p));
+  }
+  const Value *yielded = body.results()[0];
+  auto arg = bound.find(yielded);
+  return arg != bound.end() ? *arg->second : std::move(values.at(yielded));
+}
+
 Buffer evaluate(const Node &node, const std::vector<const Buffer *> &in, Precision p) {
   static const Buffer none; // stands for the operands an op does not have
   const Buffer &x = in.size() > 0 ? *in[0] : none;
@@ -401,6 +423,7 @@ Buffer evaluate(const Node &node, const std::vector<const Buffer *> &in, Precisi
   case OpKind::Gather: return gather(node, x, y);
   case OpKind::ScatterAdd: return scatterAdd(node, x, y, p);
   case OpKind::RngUniform: return rngUniform(node, x, p);
+  case OpKind::Fusion: return evaluateBody(*node.body(), in, p);
   }
   KILN_UNREACHABLE("every op kind is handled above");
 }

@@ -252,6 +252,11 @@ private:
       Node *node = graph->addNode(*kind, std::move(operands), readAttrs(nodes[i], nodeAt, &opInfo(*kind)),
                                   readType(member(nodes[i], nodeAt, "type"), nodeAt + "/type"),
                                   Location{file_ + ":" + nodeAt});
+      if (nodes[i].contains("body")) {
+        std::unordered_map<std::string, Value *> outer = std::move(values_);
+        node->setBody(readGraph(nodes[i]["body"], nodeAt + "/body"));
+        values_ = std::move(outer);
+      }
       values_["%" + std::to_string(i)] = node->result();
     }
     const Json &results = member(j, at, "results");
@@ -324,64 +329,70 @@ Module readJsonModule(const std::string &path) {
   return parseJsonModule(readFile(path), path, folderOf(path));
 }
 
+/// One graph object; a fusion's body is the same kind of object under "body".
+static Json graphToJson(const Graph &g) {
+  std::unordered_map<const Value *, std::string> names;
+  Json graph;
+  graph["name"] = g.name();
+  Json args = Json::array();
+  for (const auto &arg : g.arguments()) {
+    names[&arg->value] = "%" + arg->name;
+    Json a{{"name", arg->name}, {"type", typeToJson(arg->value.type)},
+           {"role", std::string(argRoleName(arg->role))}};
+    if (!arg->attrs.empty())
+      a["attrs"] = attrsToJson(arg->attrs);
+    args.push_back(a);
+  }
+  graph["arguments"] = args;
+  Json nodes = Json::array();
+  for (size_t i = 0; i < g.nodes().size(); ++i) {
+    const Node &node = *g.nodes()[i];
+    names[node.result()] = "%" + std::to_string(i);
+    Json n{{"op", std::string(opName(node.kind()))}};
+    if (!node.operands().empty()) {
+      Json ops = Json::array();
+      for (const Value *v : node.operands())
+        ops.push_back(names.at(v));
+      n["operands"] = ops;
+    }
+    std::vector<std::pair<std::string, Attribute>> attrs =
+        canonicalAttributes(node.kind(), node.attrs());
+    if (!attrs.empty()) {
+      Json a = Json::object();
+      for (const auto &[name, value] : attrs)
+        a[name] = attrToJson(value);
+      n["attrs"] = a;
+    }
+    n["type"] = typeToJson(node.type());
+    if (const Graph *body = node.body())
+      n["body"] = graphToJson(*body);
+    nodes.push_back(n);
+  }
+  graph["nodes"] = nodes;
+  Json results = Json::array();
+  for (size_t i = 0; i < g.results().size(); ++i) {
+    Json r{{"value", names.at(g.results()[i])}};
+    if (g.hasResultName(i))
+      r["name"] = g.resultName(i);
+    results.push_back(r);
+  }
+  graph["results"] = results;
+  if (!g.updates().empty()) {
+    Json updates = Json::array();
+    for (const Update &u : g.updates())
+      updates.push_back(Json{{"target", "%" + u.target->name}, {"value", names.at(u.source)}});
+    graph["updates"] = updates;
+  }
+  return graph;
+}
+
 std::string printJsonModule(const Module &module, const std::string &weightsFile) {
   Json root;
   root["format"] = "kiln.graph";
   root["version"] = kFormatVersion;
   Json graphs = Json::array();
-  for (const auto &g : module.graphs) {
-    std::unordered_map<const Value *, std::string> names;
-    Json graph;
-    graph["name"] = g->name();
-    Json args = Json::array();
-    for (const auto &arg : g->arguments()) {
-      names[&arg->value] = "%" + arg->name;
-      Json a{{"name", arg->name}, {"type", typeToJson(arg->value.type)},
-             {"role", std::string(argRoleName(arg->role))}};
-      if (!arg->attrs.empty())
-        a["attrs"] = attrsToJson(arg->attrs);
-      args.push_back(a);
-    }
-    graph["arguments"] = args;
-    Json nodes = Json::array();
-    for (size_t i = 0; i < g->nodes().size(); ++i) {
-      const Node &node = *g->nodes()[i];
-      names[node.result()] = "%" + std::to_string(i);
-      Json n{{"op", std::string(opName(node.kind()))}};
-      if (!node.operands().empty()) {
-        Json ops = Json::array();
-        for (const Value *v : node.operands())
-          ops.push_back(names.at(v));
-        n["operands"] = ops;
-      }
-      std::vector<std::pair<std::string, Attribute>> attrs =
-          canonicalAttributes(node.kind(), node.attrs());
-      if (!attrs.empty()) {
-        Json a = Json::object();
-        for (const auto &[name, value] : attrs)
-          a[name] = attrToJson(value);
-        n["attrs"] = a;
-      }
-      n["type"] = typeToJson(node.type());
-      nodes.push_back(n);
-    }
-    graph["nodes"] = nodes;
-    Json results = Json::array();
-    for (size_t i = 0; i < g->results().size(); ++i) {
-      Json r{{"value", names.at(g->results()[i])}};
-      if (g->hasResultName(i))
-        r["name"] = g->resultName(i);
-      results.push_back(r);
-    }
-    graph["results"] = results;
-    if (!g->updates().empty()) {
-      Json updates = Json::array();
-      for (const Update &u : g->updates())
-        updates.push_back(Json{{"target", "%" + u.target->name}, {"value", names.at(u.source)}});
-      graph["updates"] = updates;
-    }
-    graphs.push_back(graph);
-  }
+  for (const auto &g : module.graphs)
+    graphs.push_back(graphToJson(*g));
   root["graphs"] = graphs;
   if (!weightsFile.empty())
     root["weights"] = weightsFile;

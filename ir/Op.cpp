@@ -23,6 +23,7 @@ std::optional<Attribute> parseDefault(AttrKind kind, const std::string &text) {
     return Attribute(values);
   }
   case AttrKind::DType:
+  case AttrKind::String:
   case AttrKind::Literal:
     break;
   }
@@ -36,6 +37,7 @@ AttrKind parseAttrKind(const std::string &s) {
   if (s == "float") return AttrKind::Float;
   if (s == "bool") return AttrKind::Bool;
   if (s == "dtype") return AttrKind::DType;
+  if (s == "string") return AttrKind::String;
   assert(s == "literal" && "unknown attribute kind in OpKind.def");
   return AttrKind::Literal;
 }
@@ -108,6 +110,7 @@ std::string_view attrKindName(AttrKind kind) {
   case AttrKind::Float: return "a number";
   case AttrKind::Bool: return "a boolean";
   case AttrKind::DType: return "a dtype";
+  case AttrKind::String: return "a string";
   case AttrKind::Literal: return "a number or a list of numbers";
   }
   return "?";

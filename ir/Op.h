@@ -27,7 +27,7 @@ enum : unsigned {
 } // namespace OpTrait
 
 /// The kind of value an attribute holds.
-enum class AttrKind : uint8_t { Int, Ints, Float, Bool, DType, Literal };
+enum class AttrKind : uint8_t { Int, Ints, Float, Bool, DType, String, Literal };
 
 /// One attribute an op accepts, from OpKind.def.
 struct AttrSpec {

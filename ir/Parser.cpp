@@ -500,8 +500,40 @@ private:
       attrs = parseAttrDict();
     expect(Tok::Colon, "':' and the result type");
     TensorType type = parseType();
+    std::unique_ptr<Graph> body;
+    if (tok_.kind == Tok::LBrace) {
+      if (*kind != OpKind::Fusion)
+        fail("only a fusion has a body; " + op.text + " does not");
+      body = parseRegion(graph, operands, loc);
+    }
     Node *node = graph.addNode(*kind, std::move(operands), std::move(attrs), type, loc);
+    if (body)
+      node->setBody(std::move(body));
     define(name, node->result());
+  }
+
+  /// `{ nodes... yield %v }`: a fusion's body, with its own names: %arg0..
+  /// are the operands' values inside.
+  std::unique_ptr<Graph> parseRegion(const Graph &outer, const std::vector<Value *> &operands,
+                                     const Location &loc) {
+    expect(Tok::LBrace, "'{'");
+    std::unordered_map<std::string, Value *> saved = std::move(values_);
+    values_.clear();
+    auto body = std::make_unique<Graph>(outer.name() + ".fusion", loc);
+    for (size_t i = 0; i < operands.size(); ++i) {
+      Argument *arg = body->addArgument("arg" + std::to_string(i), operands[i]->type,
+                                        ArgRole::Input, {}, loc);
+      values_["arg" + std::to_string(i)] = &arg->value;
+    }
+    while (tok_.kind == Tok::Percent)
+      parseNode(*body);
+    if (!atKeyword("yield"))
+      fail("expected a '%name = op' statement or 'yield' in the fusion body, got " + describe(tok_));
+    take();
+    body->addResult(lookup(expect(Tok::Percent, "the yielded '%value'")));
+    expect(Tok::RBrace, "'}' after yield");
+    values_ = std::move(saved);
+    return body;
   }
 
   Lexer lexer_;

@@ -20,6 +20,34 @@ std::string printAttrs(const AttrMap &attrs) {
   return printAttrs(std::vector<std::pair<std::string, Attribute>>(attrs.begin(), attrs.end()));
 }
 
+/// The node lines of `graph` at `indent`; a fusion's body follows its line as
+/// a nested region whose names (%arg0.., %0..) are its own.
+std::string printNodes(const Graph &graph, std::unordered_map<const Value *, std::string> &names,
+                       const std::string &indent) {
+  std::string out;
+  size_t number = 0;
+  for (const auto &node : graph.nodes()) {
+    std::string name = "%" + std::to_string(number++);
+    names[node->result()] = name;
+    out += indent + name + " = " + std::string(opName(node->kind()));
+    for (size_t i = 0; i < node->operands().size(); ++i)
+      out += (i ? ", " : " ") + names.at(node->operand(i));
+    std::string attrs = printAttrs(canonicalAttributes(node->kind(), node->attrs()));
+    if (!attrs.empty())
+      out += " " + attrs;
+    out += " : " + node->type().toString();
+    if (const Graph *body = node->body()) {
+      std::unordered_map<const Value *, std::string> inner;
+      for (const auto &arg : body->arguments())
+        inner[&arg->value] = "%" + arg->name;
+      out += " {\n" + printNodes(*body, inner, indent + "  ");
+      out += indent + "  yield " + inner.at(body->results()[0]) + "\n" + indent + "}";
+    }
+    out += "\n";
+  }
+  return out;
+}
+
 } // namespace
 
 std::string printGraph(const Graph &graph) {
@@ -56,18 +84,7 @@ std::string printGraph(const Graph &graph) {
   }
   out += tail + "\n";
 
-  size_t number = 0;
-  for (const auto &node : graph.nodes()) {
-    std::string name = "%" + std::to_string(number++);
-    names[node->result()] = name;
-    out += "  " + name + " = " + std::string(opName(node->kind()));
-    for (size_t i = 0; i < node->operands().size(); ++i)
-      out += (i ? ", " : " ") + names.at(node->operand(i));
-    std::string attrs = printAttrs(canonicalAttributes(node->kind(), node->attrs()));
-    if (!attrs.empty())
-      out += " " + attrs;
-    out += " : " + node->type().toString() + "\n";
-  }
+  out += printNodes(graph, names, "  ");
   for (const Update &u : graph.updates())
     out += "  update %" + u.target->name + ", " + names.at(u.source) + "\n";
   out += "  return";

@@ -26,6 +26,7 @@ bool attrHasKind(const Attribute &a, AttrKind kind) {
   case AttrKind::Float: return a.isNumber();
   case AttrKind::Bool: return a.isBool();
   case AttrKind::DType: return a.isDType();
+  case AttrKind::String: return a.isString();
   case AttrKind::Literal: return a.isNumber() || a.isIntList() || a.isFloatList();
   }
   return false;
@@ -473,6 +474,15 @@ std::optional<TensorType> TypeRules::infer() {
                   upd.toString());
     return *given_;
   }
+  case OpKind::Fusion: {
+    // The body is checked by verifyGraph; here only the kind.
+    if (!given_)
+      return needGiven();
+    const std::string &k = attr("kind").asString();
+    if (k != "loop" && k != "reduction" && k != "epilogue")
+      return fail("fusion kind must be \"loop\", \"reduction\" or \"epilogue\", got \"" + k + "\"");
+    return *given_;
+  }
   case OpKind::RngUniform:
     if (!given_)
       return needGiven();
@@ -556,6 +566,37 @@ bool isIdentifier(const std::string &s) {
   return true;
 }
 
+/// A fusion's body: arguments matching the operands (named arg0, arg1, ...,
+/// role input), one result of the node's type, no updates, no nested fusion.
+void verifyFusionBody(const Graph &graph, const Node &node) {
+  std::string where = describeNodeLocation(graph, node);
+  const Graph *body = node.body();
+  if (!body)
+    throwError(where, "fusion needs a body");
+  if (body->arguments().size() != node.operands().size())
+    throwError(where, "fusion body has " + std::to_string(body->arguments().size()) +
+                          " arguments for " + std::to_string(node.operands().size()) + " operands");
+  for (size_t i = 0; i < node.operands().size(); ++i) {
+    const Argument &arg = *body->arguments()[i];
+    if (arg.name != "arg" + std::to_string(i) || arg.role != ArgRole::Input)
+      throwError(where, "fusion body argument " + std::to_string(i) + " must be input %arg" +
+                            std::to_string(i));
+    if (arg.value.type != node.operand(i)->type)
+      throwError(where, "fusion operand " + std::to_string(i) + " has type " +
+                            node.operand(i)->type.toString() + " but %arg" + std::to_string(i) +
+                            " is " + arg.value.type.toString());
+  }
+  if (body->results().size() != 1 || !body->updates().empty())
+    throwError(where, "fusion body must yield exactly one value and update nothing");
+  if (body->results()[0]->type != node.type())
+    throwError(where, "fusion yields " + body->results()[0]->type.toString() + " but its type is " +
+                          node.type().toString());
+  for (const auto &inner : body->nodes())
+    if (inner->kind() == OpKind::Fusion)
+      throwError(describeNodeLocation(*body, *inner), "fusions do not nest");
+  verifyGraph(*body);
+}
+
 void verifyGraph(const Graph &graph) {
   auto where = [&](const Location &loc) {
     return loc.known() || !loc.file.empty() ? loc.toString() : "@" + graph.name();
@@ -621,6 +662,11 @@ void verifyGraph(const Graph &graph) {
                          std::to_string(argBytes) + " bytes)");
       }
     }
+    if (node->kind() == OpKind::Fusion)
+      verifyFusionBody(graph, *node);
+    else if (node->body())
+      throwError(describeNodeLocation(graph, *node), std::string(opName(node->kind())) +
+                                                         " cannot have a body");
     std::string badType = checkType(node->type());
     if (!badType.empty())
       throwError(describeNodeLocation(graph, *node), badType);

@@ -36,6 +36,8 @@ std::string checkType(const TensorType &type);
 /// located at the node (`file:line:col`, or `@graph: %N (op)` for built graphs).
 void verifyGraph(const Graph &graph);
 void verifyModule(const Module &module);
+/// The checks of a `fusion` node's body (called by verifyGraph).
+void verifyFusionBody(const Graph &graph, const Node &node);
 
 /// True for `[A-Za-z_][A-Za-z0-9_.]*`.
 bool isIdentifier(const std::string &s);

@@ -330,7 +330,7 @@ void ReverseSweep::propagate(const Node &node, Value *g) {
   case OpKind::Sign: case OpKind::Floor: case OpKind::Not: case OpKind::Eq: case OpKind::Ne:
   case OpKind::Lt: case OpKind::Le: case OpKind::Gt: case OpKind::Ge: case OpKind::And:
   case OpKind::Or: case OpKind::Constant: case OpKind::Iota: case OpKind::Argmax:
-  case OpKind::MaxPool2dGrad: case OpKind::RngUniform:
+  case OpKind::MaxPool2dGrad: case OpKind::RngUniform: case OpKind::Fusion:
     break;
   }
   assert(false && "an op without the Differentiable trait reached its rule");
