@@ -23,6 +23,7 @@ enum : unsigned {
   Differentiable = 1u << 2,
   GivenType = 1u << 3,
   Comparison = 1u << 4,
+  Library = 1u << 5,
 };
 } // namespace OpTrait
 
@@ -39,7 +40,7 @@ struct AttrSpec {
 struct OpInfo {
   OpKind kind;
   std::string_view name;
-  int arity; // -1: one or more
+  int arity; // -1: one or more, -2: any number
   unsigned traits;
   std::vector<AttrSpec> attrs;
 

@@ -529,7 +529,10 @@ std::optional<TensorType> inferType(OpKind kind, const std::vector<TensorType> &
                                     const AttrMap &attrs, const TensorType *given,
                                     std::string &error) {
   const OpInfo &info = opInfo(kind);
-  if (info.arity >= 0 ? int(operandTypes.size()) != info.arity : operandTypes.empty()) {
+  bool arityOk = info.arity >= 0    ? int(operandTypes.size()) == info.arity
+                 : info.arity == -1 ? !operandTypes.empty()
+                                    : true;
+  if (!arityOk) {
     error = std::string(info.name) + " expects " +
             (info.arity >= 0 ? std::to_string(info.arity) : std::string("at least 1")) +
             " operand" + (info.arity == 1 || info.arity == -1 ? "" : "s") + ", got " +

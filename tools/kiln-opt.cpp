@@ -1,5 +1,6 @@
 // kiln-opt: parse a graph file, run passes over it, print it. What lit tests use.
 #include "CommandLine.h"
+#include "PipelineFlags.h"
 #include "ir/Graph.h"
 #include "ir/ModuleFile.h"
 #include "ir/Parser.h"
@@ -16,27 +17,30 @@ const char *kUsage = R"(usage: kiln-opt FILE|- [options]
 Parses a .kir (or .json) graph file, verifies it, runs the given passes and
 prints the result as .kir text.
 
-  --passes=a,b          passes to run, in order (see --list-passes)
   --list-passes         print the passes and what they do
   --split-input-file    treat each `// -----` chunk as a separate file
-  --verify-each         verify after every pass
   -o FILE               write the output to FILE instead of stdout
+
 )";
 
-std::string processModule(kiln::Module &module, const std::string &pipeline, bool verifyEach) {
-  std::vector<std::unique_ptr<kiln::Pass>> passes = kiln::parsePassPipeline(pipeline);
-  kiln::PassManagerOptions options;
-  options.verifyEach = verifyEach;
-  for (auto &graph : module.graphs)
-    kiln::runPasses(*graph, passes, options);
+/// Runs the pipeline; returns the printed IR and appends any reports to `reportOutput`.
+std::string processModule(kiln::Module &module,
+                          const std::vector<std::unique_ptr<kiln::Pass>> &passes,
+                          kiln::PassManager &passManager, const std::vector<std::string> &reports,
+                          bool json, std::string &reportOutput) {
+  passManager.begin(module);
+  passManager.run(module, passes);
+  if (!reports.empty())
+    reportOutput += kiln::reportText(module, reports, json);
   return kiln::printModule(module);
 }
 
 int run(int argc, char **argv) {
-  kiln::CommandLine cl({"--passes", "-o"}, {"--split-input-file", "--verify-each", "--list-passes", "--help"});
+  kiln::CommandLine cl(kiln::withPipelineValueOptions({"-o"}),
+                       kiln::withPipelineFlags({"--split-input-file", "--list-passes", "--help"}));
   cl.parse(argc, argv, 1);
   if (cl.has("--help")) {
-    std::cout << kUsage;
+    std::cout << kUsage << kiln::kPipelineFlagsUsage;
     return 0;
   }
   if (cl.has("--list-passes")) {
@@ -47,10 +51,15 @@ int run(int argc, char **argv) {
   if (cl.positional().size() != 1)
     kiln::throwError("", "expected one input file (or - for stdin); see --help");
   std::string path = cl.positional()[0];
-  std::string passes = cl.get("--passes");
-  bool verifyEach = cl.has("--verify-each");
+  std::vector<std::unique_ptr<kiln::Pass>> passes = kiln::parsePassPipeline(cl.get("--passes"));
+  kiln::PassManager passManager(kiln::pipelineOptions(cl), kiln::passNames(passes));
+  if (cl.has("--split-input-file") && cl.has("--dump-dir"))
+    kiln::throwError("", "--dump-dir writes one module's stages; it does not combine with "
+                         "--split-input-file");
 
-  std::string output;
+  std::vector<std::string> reports = kiln::requestedReports(cl);
+  bool json = cl.get("--report-format") == "json";
+  std::string output, reportOutput;
   bool failed = false;
   if (cl.has("--split-input-file")) {
     std::string text = path == "-" ? kiln::readStdin() : kiln::readFile(path);
@@ -61,7 +70,7 @@ int run(int argc, char **argv) {
         output += "// -----\n";
       try {
         kiln::Module module = kiln::parseModule(chunks[i].text, name, chunks[i].firstLine);
-        output += processModule(module, passes, verifyEach);
+        output += processModule(module, passes, passManager, reports, json, reportOutput);
       } catch (const kiln::Error &e) {
         std::cerr << e.what() << "\n";
         failed = true;
@@ -69,12 +78,14 @@ int run(int argc, char **argv) {
     }
   } else {
     kiln::Module module = kiln::loadModuleFile(path);
-    output = processModule(module, passes, verifyEach);
+    output = processModule(module, passes, passManager, reports, json, reportOutput);
   }
+  passManager.printTimings();
   if (cl.has("-o"))
     kiln::writeFileAtomically(cl.get("-o"), output);
-  else
+  else if (reports.empty())
     std::cout << output;
+  std::cout << reportOutput;
   return failed ? 1 : 0;
 }
 

@@ -1,6 +1,7 @@
 // kiln: the command-line compiler: print, compile (training steps as IR until
 // the backends land), check-grad, run (on the reference interpreter).
 #include "CommandLine.h"
+#include "PipelineFlags.h"
 #include "compiler/GradCheck.h"
 #include "compiler/TrainingStep.h"
 #include "ir/ArgumentValues.h"
@@ -29,11 +30,13 @@ commands:
 
   compile FILE [--train --optimizer=sgd|momentum|nesterov|adam|adamw [--lr=X]
                [--momentum=X] [--weight-decay=X] [--clip-norm=X] [--loss=NAME]]
-               [--graph=NAME] [--emit=kir|json] [-o OUT]
+               [--graph=NAME] [--emit=kir|json] [-o OUT] [pipeline flags]
       Compiles a graph. With --train the result is the whole training step:
       forward, loss, gradients of every param and the optimizer update, as
       one graph with `update`s (the learning rate is its input `lr`, with
-      --lr as default). --emit=kir (default) or json writes the graph.
+      --lr as default); that is the stage `train`. Then the pipeline runs:
+      --passes, else the default pipeline. --emit=kir (default) or json
+      writes the graph.
 
   check-grad FILE [--inputs=ARGS.safetensors] [--tol=1e-6] [--seed=N]
                   [--elements=N] [--loss=NAME] [--graph=NAME]
@@ -226,6 +229,25 @@ double getDouble(const kiln::CommandLine &cl, const std::string &name, double fa
   return v;
 }
 
+/// The optimizer of `kiln compile --train`.
+kiln::OptimizerOptions optimizerOptions(const kiln::CommandLine &cl) {
+  std::string name = cl.get("--optimizer", "sgd");
+  std::optional<kiln::OptimizerKind> kind = kiln::parseOptimizerKind(name);
+  if (!kind)
+    kiln::throwError("", "unknown optimizer '" + name +
+                             "' (expected sgd, momentum, nesterov, adam or adamw)");
+  kiln::OptimizerOptions options;
+  options.kind = *kind;
+  options.learningRate = getDouble(cl, "--lr", options.learningRate);
+  options.momentum = getDouble(cl, "--momentum", options.momentum);
+  if (cl.has("--weight-decay"))
+    options.weightDecay = getDouble(cl, "--weight-decay", 0);
+  options.clipNorm = getDouble(cl, "--clip-norm", 0);
+  if (options.clipNorm < 0)
+    kiln::throwError("", "--clip-norm must be >= 0");
+  return options;
+}
+
 int compileCommand(const kiln::CommandLine &cl) {
   if (cl.positional().size() != 1)
     kiln::throwError("", "compile expects one input file; see --help");
@@ -238,29 +260,30 @@ int compileCommand(const kiln::CommandLine &cl) {
                                 "--clip-norm", "--loss"})
     if (cl.has(trainOnly) && !cl.has("--train"))
       kiln::throwError("", std::string("option '") + trainOnly + "' needs --train");
+  bool train = cl.has("--train");
+  kiln::OptimizerOptions optimizer = train ? optimizerOptions(cl) : kiln::OptimizerOptions();
+  std::vector<std::unique_ptr<kiln::Pass>> passes =
+      kiln::parsePassPipeline(cl.has("--passes") ? cl.get("--passes") : kiln::defaultPipeline());
+  std::vector<std::string> stages = kiln::passNames(passes);
+  if (train)
+    stages.insert(stages.begin(), "train");
+  kiln::PassManager passManager(kiln::pipelineOptions(cl), stages);
+  std::vector<std::string> reports = kiln::requestedReports(cl);
+
   kiln::Module module = kiln::loadModuleFile(file);
-  const kiln::Graph &graph = selectGraph(module, cl.get("--graph"), file);
   kiln::Module out;
   out.weights = module.weights;
-  if (cl.has("--train")) {
-    std::string name = cl.get("--optimizer", "sgd");
-    std::optional<kiln::OptimizerKind> kind = kiln::parseOptimizerKind(name);
-    if (!kind)
-      kiln::throwError("", "unknown optimizer '" + name +
-                               "' (expected sgd, momentum, nesterov, adam or adamw)");
-    kiln::OptimizerOptions options;
-    options.kind = *kind;
-    options.learningRate = getDouble(cl, "--lr", options.learningRate);
-    options.momentum = getDouble(cl, "--momentum", options.momentum);
-    if (cl.has("--weight-decay"))
-      options.weightDecay = getDouble(cl, "--weight-decay", 0);
-    options.clipNorm = getDouble(cl, "--clip-norm", 0);
-    if (options.clipNorm < 0)
-      kiln::throwError("", "--clip-norm must be >= 0");
-    out.graphs.push_back(kiln::buildTrainingStep(graph, options, cl.get("--loss")));
-  } else {
-    out.graphs.push_back(kiln::cloneGraph(graph));
-  }
+  out.graphs.push_back(kiln::cloneGraph(selectGraph(module, cl.get("--graph"), file)));
+  passManager.begin(out);
+  if (train)
+    passManager.runStage("train", out, [&](kiln::Module &m) {
+      m.graphs[0] = kiln::buildTrainingStep(*m.graphs[0], optimizer, cl.get("--loss"));
+      return true;
+    });
+  passManager.run(out, passes);
+  passManager.printTimings();
+  if (!reports.empty())
+    std::cout << kiln::reportText(out, reports, cl.get("--report-format") == "json");
   if (emit == "json" && cl.has("-o")) {
     kiln::writeJsonModule(cl.get("-o"), out);
     return 0;
@@ -268,7 +291,7 @@ int compileCommand(const kiln::CommandLine &cl) {
   std::string text = emit == "json" ? kiln::printJsonModule(out) : kiln::printModule(out);
   if (cl.has("-o"))
     kiln::writeFileAtomically(cl.get("-o"), text);
-  else
+  else if (reports.empty())
     std::cout << text;
   return 0;
 }
@@ -330,7 +353,7 @@ int checkGradCommand(const kiln::CommandLine &cl) {
 
 int run(int argc, char **argv) {
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
-    std::cout << kUsage;
+    std::cout << kUsage << "\n" << kiln::kPipelineFlagsUsage;
     return argc < 2 ? 1 : 0;
   }
   std::string command = argv[1];
@@ -347,9 +370,10 @@ int run(int argc, char **argv) {
     return runCommand(cl);
   }
   if (command == "compile") {
-    kiln::CommandLine cl({"--optimizer", "--lr", "--momentum", "--weight-decay", "--clip-norm",
-                          "--loss", "--graph", "--emit", "-o"},
-                         {"--train"});
+    kiln::CommandLine cl(kiln::withPipelineValueOptions({"--optimizer", "--lr", "--momentum",
+                                                         "--weight-decay", "--clip-norm", "--loss",
+                                                         "--graph", "--emit", "-o"}),
+                         kiln::withPipelineFlags({"--train"}));
     cl.parse(argc, argv, 2);
     return compileCommand(cl);
   }

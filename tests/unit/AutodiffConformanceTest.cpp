@@ -16,6 +16,12 @@
 namespace kiln {
 namespace {
 
+PassManagerOptions verifyEachOptions() {
+  PassManagerOptions o;
+  o.verifyEach = true;
+  return o;
+}
+
 const std::string kDir = std::string(KILN_TEST_DATA_DIR) + "/conformance/";
 
 std::vector<std::string> gradientCases() {
@@ -32,7 +38,7 @@ TEST_P(GradientConformance, MatchesPyTorchFloat64) {
   const std::string name = GetParam();
   Module module = parseModule(readFile(kDir + name + ".grad.kir"), name + ".grad.kir");
   Graph &graph = *module.graphs[0];
-  runPasses(graph, parsePassPipeline("autodiff"), {/*verifyEach=*/true, {}});
+  runPasses(graph, parsePassPipeline("autodiff"), verifyEachOptions());
   TensorMap inputs = readSafetensors(kDir + name + ".grad.inputs.safetensors");
   TensorMap expected = readSafetensors(kDir + name + ".expected.safetensors");
   InterpreterResult r = interpret(graph, inputs, Precision::F64);

@@ -30,6 +30,12 @@
 namespace kiln {
 namespace {
 
+PassManagerOptions verifyEachOptions() {
+  PassManagerOptions o;
+  o.verifyEach = true;
+  return o;
+}
+
 using Rng = std::mt19937_64;
 using Dims = std::vector<int64_t>;
 
@@ -204,7 +210,7 @@ void checkGradients(const std::string &name, const OpGraph &op, Rng &rng) {
   Module module = parseModule(text, name + ".kir");
   std::unique_ptr<Graph> forward = promoteFloatsToF64(*module.graphs[0]);
   std::unique_ptr<Graph> differentiated = promoteFloatsToF64(*module.graphs[0]);
-  EXPECT_TRUE(runPasses(*differentiated, parsePassPipeline("autodiff"), {/*verifyEach=*/true, {}}));
+  EXPECT_TRUE(runPasses(*differentiated, parsePassPipeline("autodiff"), verifyEachOptions()));
   TensorMap args = randomArguments(*forward, op, rng);
   InterpreterResult r = interpret(*differentiated, args, Precision::F64);
   int params = 0;
@@ -622,7 +628,7 @@ TEST(AutodiffCoverage, EveryDifferentiableOpHasAGradientCase) {
 std::vector<double> gradientOf(const std::string &text, const TensorMap &args, const std::string &param) {
   Module module = parseModule(text, "hand.kir");
   Graph &graph = *module.graphs[0];
-  runPasses(graph, parsePassPipeline("autodiff"), {/*verifyEach=*/true, {}});
+  runPasses(graph, parsePassPipeline("autodiff"), verifyEachOptions());
   InterpreterResult r = interpret(graph, args, Precision::F64);
   for (size_t i = 0; i < graph.results().size(); ++i)
     if (graph.resultName(i) == "grad." + param)
@@ -711,7 +717,7 @@ std::multiset<OpKind> appendedKinds(const std::string &text) {
   Module module = parseModule(text, "built.kir");
   Graph &graph = *module.graphs[0];
   size_t before = graph.nodes().size();
-  runPasses(graph, parsePassPipeline("autodiff"), {/*verifyEach=*/true, {}});
+  runPasses(graph, parsePassPipeline("autodiff"), verifyEachOptions());
   std::multiset<OpKind> kinds;
   for (size_t i = before; i < graph.nodes().size(); ++i)
     kinds.insert(graph.nodes()[i]->kind());

@@ -359,6 +359,15 @@ std::vector<OpCase> opCases() {
        "  %0 = rng_uniform %seed {offset = 5} : f32[3]\n  return %0\n}\n",
        {{"seed", i64({}, {42})}},
        f32({3}, {uniformAt(42, 5), uniformAt(42, 6), uniformAt(42, 7)})},
+      {"fusion",
+       "graph @t(%a: f32[2,2] input, %b: f32[2] input) -> (f32[2]) {\n"
+       "  %0 = fusion %a, %b {kind = \"reduction\"} : f32[2] {\n"
+       "    %0 = broadcast %arg1 {dims = [0]} : f32[2,2]\n"
+       "    %1 = mul %arg0, %0 : f32[2,2]\n"
+       "    %2 = reduce_sum %1 {axes = [1]} : f32[2]\n"
+       "    yield %2\n  }\n  return %0\n}\n",
+       {{"a", f32({2, 2}, {1, 2, 3, 4})}, {"b", f32({2}, {10, 100})}},
+       f32({2}, {30, 700})},
   };
 }
 

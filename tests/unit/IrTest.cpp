@@ -67,6 +67,15 @@ TEST(RoundTrip, TextAndJsonOfEveryOp) {
   for (const std::string &file : roundTripInputs())
     texts.push_back(readFile(file));
   texts.push_back(kRngGraph);
+  texts.push_back(R"(graph @fused(%x: f32[4] input) -> (f32[4]) {
+  %0 = fusion %x {kind = "loop"} : f32[4] {
+    %0 = exp %arg0 : f32[4]
+    %1 = neg %0 : f32[4]
+    yield %1
+  }
+  return %0
+}
+)");
   ASSERT_GT(texts.size(), 60u) << "the conformance cases are missing from tests/conformance";
   for (const std::string &text : texts) {
     Module first = parseModule(text, "input.kir");

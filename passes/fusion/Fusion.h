@@ -1,0 +1,39 @@
+// Fusion: grouping ops into kernels.
+#pragma once
+
+#include <memory>
+#include <string>
+
+namespace kiln {
+
+class Graph;
+class Node;
+class Pass;
+
+/// Groups ops into `fusion` nodes whose bodies are the grouped ops, so that
+/// each fusion is one kernel. Greedy, consumers first (XLA's instruction
+/// fusion): visiting nodes from last to first, a node pulls each operand's
+/// producer into its group when the producer is not a `Library` op (matmul,
+/// conv2d and its grads, pooling, gather, scatter_add stay their own
+/// kernels), its value is not a graph result or an update source, and every
+/// user of it is already in the group — so nothing is computed twice and no
+/// cycle can form. `constant` and `iota` (no operands) are copied into every
+/// group that uses them. This fuses elementwise chains, elementwise producers
+/// into reductions and reductions into their elementwise consumers (a softmax
+/// or layer_norm row becomes one kernel). A group whose operand is a matmul
+/// result used by nothing else, and which holds only elementwise and
+/// broadcast ops, is marked `kind = "epilogue"` for backends that fuse bias
+/// and activation into the matmul. Groups of one op stay plain nodes.
+/// Requires a verified graph without fusions; run after autodiff and simplify.
+std::unique_ptr<Pass> createFusionPass();
+
+/// Why `producer`'s value is not computed inside `consumer`'s kernel, in a
+/// phrase for reports ("matmul is a library op and stays its own kernel").
+std::string whyNotFused(const Graph &graph, const Node &producer, const Node &consumer);
+
+/// `--report=fusion`: every kernel (fusion, library op or single op) with its
+/// ops, bytes in and out, and for each operand computed by another kernel the
+/// reason it was not fused; then the kernel and op counts. Text, or JSON.
+std::string fusionReport(const Graph &graph, bool json);
+
+} // namespace kiln
