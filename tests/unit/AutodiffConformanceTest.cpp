@@ -5,6 +5,7 @@
 #include "ir/Parser.h"
 #include "ir/Verifier.h"
 #include "passes/PassManager.h"
+#include "tests/unit/TestHelpers.h"
 #include "runtime/Safetensors.h"
 
 #include <gtest/gtest.h>
@@ -16,11 +17,6 @@
 namespace kiln {
 namespace {
 
-PassManagerOptions verifyEachOptions() {
-  PassManagerOptions o;
-  o.verifyEach = true;
-  return o;
-}
 
 const std::string kDir = std::string(KILN_TEST_DATA_DIR) + "/conformance/";
 

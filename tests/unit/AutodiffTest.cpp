@@ -15,6 +15,7 @@
 #include "ir/Printer.h"
 #include "ir/Verifier.h"
 #include "passes/PassManager.h"
+#include "tests/unit/TestHelpers.h"
 #include "passes/autodiff/Autodiff.h"
 #include "runtime/Error.h"
 
@@ -30,11 +31,6 @@
 namespace kiln {
 namespace {
 
-PassManagerOptions verifyEachOptions() {
-  PassManagerOptions o;
-  o.verifyEach = true;
-  return o;
-}
 
 using Rng = std::mt19937_64;
 using Dims = std::vector<int64_t>;

@@ -10,6 +10,7 @@
 #include "ir/Printer.h"
 #include "ir/Verifier.h"
 #include "passes/PassManager.h"
+#include "tests/unit/TestHelpers.h"
 #include "passes/fusion/Fusion.h"
 
 #include <gtest/gtest.h>
@@ -19,11 +20,6 @@
 namespace kiln {
 namespace {
 
-PassManagerOptions verifyEachOptions() {
-  PassManagerOptions o;
-  o.verifyEach = true;
-  return o;
-}
 
 /// Ops that do work: everything but constants and iotas, inside fusions too.
 int64_t countOps(const Graph &g) {
