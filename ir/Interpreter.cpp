@@ -8,6 +8,7 @@
 #include "runtime/Error.h"
 #include "runtime/Random.h"
 
+#include <algorithm>
 #include <cassert>
 #include <cmath>
 #include <cstring>
@@ -326,12 +327,39 @@ Buffer concat(const Node &node, const std::vector<const Buffer *> &parts) {
   return r;
 }
 
+// --- Checking numerics -------------------------------------------------------
+
+/// `where: error: <what> <verb> inf at element 3 (check-numerics)` for the
+/// first NaN or infinity of a float buffer; nothing for a finite one.
+void checkFinite(const Buffer &b, const std::string &where, const std::string &what,
+                 const char *verb) {
+  for (size_t i = 0; i < b.reals.size(); ++i) {
+    double v = b.reals[i];
+    if (std::isfinite(v))
+      continue;
+    std::string text = std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf";
+    throwError(where, what + " " + verb + " " + text + " at element " + std::to_string(i) +
+                          " (check-numerics)");
+  }
+}
+
+/// Where a node is reported: its own location, else that of the fusion
+/// around it (`fallback`).
+std::string nodeLocation(const Node &node, const std::string &fallback) {
+  std::string loc = node.loc().toString();
+  return loc.empty() ? fallback : loc;
+}
+
 // --- The op switch ---------------------------------------------------------
 
-Buffer evaluate(const Node &node, const std::vector<const Buffer *> &in, Precision p);
+Buffer evaluate(const Node &node, const std::vector<const Buffer *> &in,
+                const InterpreterOptions &options);
 
 /// Runs a fusion body on its operands' buffers and returns what it yields.
-Buffer evaluateBody(const Graph &body, const std::vector<const Buffer *> &in, Precision p) {
+/// Every body value is kept until the body ends (interpreterPeakBytes counts so).
+Buffer evaluateBody(const Node &fusion, const std::vector<const Buffer *> &in,
+                    const InterpreterOptions &options) {
+  const Graph &body = *fusion.body();
   std::unordered_map<const Value *, Buffer> values;
   std::unordered_map<const Value *, const Buffer *> bound;
   for (size_t i = 0; i < in.size(); ++i)
@@ -343,14 +371,20 @@ Buffer evaluateBody(const Graph &body, const std::vector<const Buffer *> &in, Pr
       auto arg = bound.find(v);
       operands.push_back(arg != bound.end() ? arg->second : &values.at(v));
     }
-    values.emplace(node->result(), evaluate(*node, operands, p));
+    Buffer result = evaluate(*node, operands, options);
+    if (options.checkNumerics && result.isReal())
+      checkFinite(result, nodeLocation(*node, fusion.loc().toString()),
+                  std::string(opName(node->kind())) + " in a fusion", "produced");
+    values.emplace(node->result(), std::move(result));
   }
   const Value *yielded = body.results()[0];
   auto arg = bound.find(yielded);
   return arg != bound.end() ? *arg->second : std::move(values.at(yielded));
 }
 
-Buffer evaluate(const Node &node, const std::vector<const Buffer *> &in, Precision p) {
+Buffer evaluate(const Node &node, const std::vector<const Buffer *> &in,
+                const InterpreterOptions &options) {
+  Precision p = options.precision;
   static const Buffer none; // stands for the operands an op does not have
   const Buffer &x = in.size() > 0 ? *in[0] : none;
   const Buffer &y = in.size() > 1 ? *in[1] : none;
@@ -423,7 +457,7 @@ Buffer evaluate(const Node &node, const std::vector<const Buffer *> &in, Precisi
   case OpKind::Gather: return gather(node, x, y);
   case OpKind::ScatterAdd: return scatterAdd(node, x, y, p);
   case OpKind::RngUniform: return rngUniform(node, x, p);
-  case OpKind::Fusion: return evaluateBody(*node.body(), in, p);
+  case OpKind::Fusion: return evaluateBody(node, in, options);
   }
   KILN_UNREACHABLE("every op kind is handled above");
 }
@@ -467,17 +501,26 @@ HostTensor toTensor(const Buffer &b, Precision precision) {
   return t;
 }
 
+/// Where an argument is reported: its own location (a JSON pointer for a
+/// `.json` file), else the graph's.
 std::string argumentLocation(const Graph &graph, const Argument &arg) {
-  if (arg.loc.known())
-    return arg.loc.toString();
-  return graph.loc().known() ? graph.loc().toString() : std::string();
+  std::string loc = arg.loc.toString();
+  return loc.empty() ? graph.loc().toString() : loc;
 }
 
 } // namespace
 } // namespace interp
 
 InterpreterResult interpret(const Graph &graph, const TensorMap &arguments, Precision precision) {
+  InterpreterOptions options;
+  options.precision = precision;
+  return interpret(graph, arguments, options);
+}
+
+InterpreterResult interpret(const Graph &graph, const TensorMap &arguments,
+                            const InterpreterOptions &options) {
   using interp::Buffer;
+  Precision precision = options.precision;
   std::unordered_map<const Value *, Buffer> values;
   for (const auto &arg : graph.arguments()) {
     auto it = arguments.find(arg->name);
@@ -490,7 +533,11 @@ InterpreterResult interpret(const Graph &graph, const TensorMap &arguments, Prec
       throwError(interp::argumentLocation(graph, *arg),
                  "feed '" + arg->name + "' has type " + feed.typeString() + " but @" +
                      graph.name() + " expects " + want.toString());
-    values.emplace(&arg->value, interp::fromTensor(feed));
+    Buffer value = interp::fromTensor(feed);
+    if (options.checkNumerics && value.isReal())
+      interp::checkFinite(value, interp::argumentLocation(graph, *arg),
+                          "argument '" + arg->name + "'", "holds");
+    values.emplace(&arg->value, std::move(value));
   }
 
   // A node's value is dropped after its last use, so memory stays near the
@@ -508,9 +555,12 @@ InterpreterResult interpret(const Graph &graph, const TensorMap &arguments, Prec
     operands.clear();
     for (const Value *operand : node->operands())
       operands.push_back(&values.at(operand));
-    Buffer result = interp::evaluate(*node, operands, precision);
+    Buffer result = interp::evaluate(*node, operands, options);
     assert(result.dtype == node->type().dtype && result.shape == node->type().shape &&
            "a kernel must produce its node's type");
+    if (options.checkNumerics && result.isReal())
+      interp::checkFinite(result, interp::nodeLocation(*node, graph.loc().toString()),
+                          std::string(opName(node->kind())), "produced");
     for (const Value *operand : node->operands())
       if (--usesLeft[operand] == 0 && !kept.count(operand))
         values.erase(operand);
@@ -524,6 +574,62 @@ InterpreterResult interpret(const Graph &graph, const TensorMap &arguments, Prec
   for (const Update &u : graph.updates())
     out.updated[u.target->name] = interp::toTensor(values.at(u.source), precision);
   return out;
+}
+
+namespace {
+
+constexpr uint64_t kSaturated = std::numeric_limits<uint64_t>::max();
+
+/// a + b, or kSaturated when that overflows.
+uint64_t addBytes(uint64_t a, uint64_t b) { return a > kSaturated - b ? kSaturated : a + b; }
+
+/// What the interpreter holds of a value: 8 bytes per element.
+uint64_t interpretedBytes(const TensorType &type) {
+  uint64_t elements = uint64_t(type.numElements());
+  return elements > kSaturated / 8 ? kSaturated : elements * 8;
+}
+
+/// The bytes a node holds while it runs, its result included: a fusion keeps
+/// every value of its body until it ends, plus a copy when it yields an argument.
+uint64_t runningBytes(const Node &node) {
+  const Graph *body = node.body();
+  if (!body)
+    return interpretedBytes(node.type());
+  uint64_t bytes = 0;
+  for (const auto &inner : body->nodes())
+    bytes = addBytes(bytes, runningBytes(*inner));
+  if (!body->results()[0]->node)
+    bytes = addBytes(bytes, interpretedBytes(node.type()));
+  return bytes;
+}
+
+} // namespace
+
+uint64_t interpreterPeakBytes(const Graph &graph) {
+  // Replays interpret()'s schedule: the same uses, the same drops.
+  std::unordered_set<const Value *> kept(graph.results().begin(), graph.results().end());
+  for (const Update &u : graph.updates())
+    kept.insert(u.source);
+  std::unordered_map<const Value *, size_t> usesLeft;
+  for (const auto &node : graph.nodes())
+    for (const Value *operand : node->operands())
+      ++usesLeft[operand];
+
+  uint64_t live = 0;
+  for (const auto &arg : graph.arguments())
+    live = addBytes(live, interpretedBytes(arg->value.type));
+  uint64_t peak = live;
+  for (const auto &node : graph.nodes()) {
+    peak = std::max(peak, addBytes(live, runningBytes(*node)));
+    if (peak == kSaturated)
+      return kSaturated;
+    for (const Value *operand : node->operands())
+      if (--usesLeft[operand] == 0 && !kept.count(operand))
+        live -= interpretedBytes(operand->type);
+    if (usesLeft[node->result()] > 0 || kept.count(node->result()))
+      live += interpretedBytes(node->type());
+  }
+  return peak;
 }
 
 } // namespace kiln

@@ -3,6 +3,7 @@
 
 #include "runtime/Safetensors.h"
 
+#include <cstdint>
 #include <vector>
 
 namespace kiln {
@@ -24,11 +25,31 @@ struct InterpreterResult {
   TensorMap updated;               // new values of updated params/state, by argument name
 };
 
+struct InterpreterOptions {
+  Precision precision = Precision::Native;
+  /// Checks every float argument, and every float value a node computes (the
+  /// nodes of a fusion body included) as soon as it is computed, for NaN and
+  /// infinities. The first found is a `kiln::Error` located at that argument
+  /// or node: `exp produced inf at element 3 (check-numerics)`.
+  bool checkNumerics = false;
+};
+
 /// Runs a verified graph once. `arguments` must hold a value for every graph
 /// argument, by name, of the argument's exact type (a `kiln::Error` names the
 /// first one missing or mismatched). Updates are not applied to `arguments`:
 /// they are returned in `updated`.
 InterpreterResult interpret(const Graph &graph, const TensorMap &arguments,
                             Precision precision = Precision::Native);
+InterpreterResult interpret(const Graph &graph, const TensorMap &arguments,
+                            const InterpreterOptions &options);
+
+/// The most bytes of values `interpret` holds at once while running `graph`,
+/// computed from the graph alone: 8 bytes per element whatever the dtype (the
+/// interpreter keeps every element as a double or an int64), arguments from
+/// the start, each value from its node until its last use (results and
+/// update sources to the end), a fusion body's values while it runs. The
+/// caller's argument tensors and the returned tensors are not counted.
+/// Saturates at UINT64_MAX.
+uint64_t interpreterPeakBytes(const Graph &graph);
 
 } // namespace kiln

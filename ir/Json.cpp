@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <unordered_map>
 
@@ -299,6 +300,13 @@ std::string folderOf(const std::string &path) {
 
 Module parseJsonModule(const std::string &text, const std::string &fileName,
                        const std::string &baseDir) {
+  if (size_t at = findDeepJsonNesting(text); at != std::string::npos) {
+    size_t line = 1 + size_t(std::count(text.begin(), text.begin() + std::ptrdiff_t(at), '\n'));
+    size_t lineStart = text.rfind('\n', at);
+    size_t col = at - (lineStart == std::string::npos ? 0 : lineStart + 1) + 1;
+    throwError(fileName + ":" + std::to_string(line) + ":" + std::to_string(col),
+               "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  }
   Json root;
   try {
     root = Json::parse(text);

@@ -504,6 +504,10 @@ private:
     if (tok_.kind == Tok::LBrace) {
       if (*kind != OpKind::Fusion)
         fail("only a fusion has a body; " + op.text + " does not");
+      // The verifier rejects this too, but only after parsing, which recurses
+      // into each body: a deep nesting would overflow the stack first.
+      if (inRegion_)
+        lexer_.fail(op, "fusions do not nest");
       body = parseRegion(graph, operands, loc);
     }
     Node *node = graph.addNode(*kind, std::move(operands), std::move(attrs), type, loc);
@@ -517,6 +521,7 @@ private:
   std::unique_ptr<Graph> parseRegion(const Graph &outer, const std::vector<Value *> &operands,
                                      const Location &loc) {
     expect(Tok::LBrace, "'{'");
+    inRegion_ = true;
     std::unordered_map<std::string, Value *> saved = std::move(values_);
     values_.clear();
     auto body = std::make_unique<Graph>(outer.name() + ".fusion", loc);
@@ -533,6 +538,7 @@ private:
     body->addResult(lookup(expect(Tok::Percent, "the yielded '%value'")));
     expect(Tok::RBrace, "'}' after yield");
     values_ = std::move(saved);
+    inRegion_ = false;
     return body;
   }
 
@@ -540,6 +546,7 @@ private:
   std::string file_;
   Token tok_;
   std::unordered_map<std::string, Value *> values_;
+  bool inRegion_ = false; // parsing a fusion body
 };
 
 } // namespace

@@ -64,6 +64,9 @@ TensorMap parseSafetensors(const std::string &bytes, const std::string &file) {
   if (headerLen > kMaxHeaderBytes || headerLen > bytes.size() - 8)
     throwError(file, "safetensors header length " + std::to_string(headerLen) +
                          " exceeds the file size (" + std::to_string(bytes.size()) + " bytes)");
+  if (findDeepJsonNesting(std::string_view(bytes).substr(8, headerLen)) != std::string::npos)
+    throwError(file, "safetensors header nested deeper than " + std::to_string(kMaxJsonDepth) +
+                         " levels");
   nlohmann::json header = nlohmann::json::parse(bytes.begin() + 8,
                                                 bytes.begin() + 8 + std::ptrdiff_t(headerLen),
                                                 nullptr, /*allow_exceptions=*/false);
@@ -123,6 +126,28 @@ TensorMap parseSafetensors(const std::string &bytes, const std::string &file) {
     tensors.emplace(name, std::move(t));
   }
   return tensors;
+}
+
+size_t findDeepJsonNesting(std::string_view json) {
+  int depth = 0;
+  bool inString = false;
+  for (size_t i = 0; i < json.size(); ++i) {
+    char c = json[i];
+    if (inString) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        inString = false;
+    } else if (c == '"') {
+      inString = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth)
+        return i;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return std::string_view::npos;
 }
 
 TensorMap readSafetensors(const std::string &path) { return parseSafetensors(readFile(path), path); }

@@ -6,6 +6,7 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 
 namespace kiln {
 
@@ -28,6 +29,14 @@ std::string serializeSafetensors(const TensorMap &tensors);
 
 /// Safetensors' dtype names: F32 F64 BF16 F16 I32 I64 BOOL.
 const char *safetensorsDTypeName(DType t);
+
+/// nlohmann copies, compares and prints JSON values recursively, so a deep
+/// enough nesting overflows the stack: readers refuse files nested deeper than
+/// this (a graph file nests about ten levels, a safetensors header three).
+inline constexpr int kMaxJsonDepth = 64;
+/// The offset of the first `[` or `{` of `json` nested deeper than
+/// kMaxJsonDepth (strings skipped), or npos.
+size_t findDeepJsonNesting(std::string_view json);
 
 /// Writes `bytes` to `path` atomically (temporary file, then rename).
 void writeFileAtomically(const std::string &path, const std::string &bytes);

@@ -9,6 +9,7 @@ packages=(
   zlib1g-dev                                   # gzip-compressed example data (examples/data)
   libgtest-dev libgmock-dev                    # unit tests
   llvm-19-tools                                # lit and FileCheck for the lit tests
+  libopenblas-openmp-dev                       # CPU runtime: sgemm on the OpenMP threads Kiln's loops use
 )
 
 missing=()

@@ -2,6 +2,7 @@
 // the backends land), check-grad, run (on the reference interpreter).
 #include "CommandLine.h"
 #include "PipelineFlags.h"
+#include "compiler/CpuBackend.h"
 #include "compiler/GradCheck.h"
 #include "compiler/TrainingStep.h"
 #include "ir/ArgumentValues.h"
@@ -11,12 +12,18 @@
 #include "ir/Json.h"
 #include "ir/ModuleFile.h"
 #include "ir/Printer.h"
+#include "runtime/Npy.h"
 #include "runtime/Safetensors.h"
+#ifdef KILN_HAVE_CPU_BACKEND
+#include "runtime/cpu/Executable.h"
+#endif
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <map>
+#include <unistd.h>
 
 namespace {
 
@@ -38,7 +45,7 @@ commands:
       --passes, else the default pipeline. --emit=kir (default) or json
       writes the graph.
 
-  check-grad FILE [--inputs=ARGS.safetensors] [--tol=1e-6] [--seed=N]
+  check-grad FILE [--inputs=FEEDS] [--tol=1e-6] [--seed=N]
                   [--elements=N] [--loss=NAME] [--graph=NAME]
       For a graph with a scalar loss: every param's gradient from autodiff
       versus central finite differences, in f64 through the interpreter.
@@ -46,15 +53,19 @@ commands:
       N random elements (default 4). Prints the worst relative error per
       param; exits 1 above the tolerance.
 
-  run FILE [--target=interp] [--graph=NAME] [--inputs=FEEDS.safetensors]
+  run FILE [--target=interp|cpu] [--train --optimizer=NAME [--lr=X] ...] [--graph=NAME] [--inputs=FEEDS]
            [--seed=N] [--steps=N] [--precision=native|f64]
-           [--output=OUT.safetensors]
-      Runs a graph and prints a summary of its results. --inputs may hold any
+           [--output=OUT.safetensors] [--check-numerics] [--memory-limit=BYTES]
+      Runs a graph and prints a summary of its results. --inputs is a comma
+      list of FILE.safetensors and NAME=FILE.npy entries and may give any
       graph argument by name (inputs, params, state); the others get seeded
       random values (params and state from their initializer, or the weights
       of a .json file). With --steps=N the graph runs N times and updated
       params/state carry over. --output writes the results (named out0, ...
       unless the graph names them) and the updated params and state.
+      --check-numerics stops at the first argument or node holding a NaN or
+      infinity; a graph whose live values in the interpreter would exceed
+      --memory-limit (default: the physical memory) is refused before it runs.
 )";
 
 using kiln::HostTensor;
@@ -121,6 +132,44 @@ void checkFeeds(const kiln::Graph &graph, const TensorMap &tensors, const std::s
   }
 }
 
+/// The tensors named by `--inputs`: a comma list of entries, each a
+/// safetensors file or `NAME=FILE.npy` (an entry ending in `.npy` is the
+/// latter). Each is checked against `graph` where it was read; a name given
+/// twice is an error.
+TensorMap loadFeeds(const kiln::Graph &graph, const std::string &spec) {
+  TensorMap feeds;
+  std::map<std::string, std::string> sourceOf;
+  size_t begin = 0;
+  while (begin <= spec.size()) {
+    size_t comma = std::min(spec.find(',', begin), spec.size());
+    std::string entry = spec.substr(begin, comma - begin);
+    begin = comma + 1;
+    if (entry.empty())
+      kiln::throwError("", "--inputs has an empty entry in '" + spec + "'");
+    TensorMap tensors;
+    std::string source = entry;
+    if (entry.size() > 4 && entry.compare(entry.size() - 4, 4, ".npy") == 0) {
+      size_t eq = entry.find('=');
+      if (eq == std::string::npos || eq == 0)
+        kiln::throwError("", "--inputs entry '" + entry +
+                                 "' needs the argument's name: NAME=FILE.npy");
+      source = entry.substr(eq + 1);
+      tensors[entry.substr(0, eq)] = kiln::readNpy(source);
+    } else {
+      tensors = kiln::readSafetensors(entry);
+    }
+    checkFeeds(graph, tensors, source);
+    for (auto &[name, t] : tensors) {
+      auto [it, inserted] = sourceOf.emplace(name, source);
+      if (!inserted)
+        kiln::throwError("", "--inputs gives '" + name + "' twice (in " + it->second + " and " +
+                                 source + ")");
+      feeds[name] = std::move(t);
+    }
+  }
+  return feeds;
+}
+
 int printCommand(const kiln::CommandLine &cl) {
   if (cl.positional().size() != 1)
     kiln::throwError("", "print expects one input file; see --help");
@@ -137,17 +186,131 @@ int printCommand(const kiln::CommandLine &cl) {
   return 0;
 }
 
+kiln::OptimizerOptions optimizerOptions(const kiln::CommandLine &cl);
+
+/// `kiln run --target=cpu`: the graph (or, with --train, its training step)
+/// through the default pipeline, compiled by the CPU backend and run.
+int runOnCpu(const kiln::CommandLine &cl) {
+#ifndef KILN_HAVE_CPU_BACKEND
+  kiln::throwError("", "this build has no CPU backend (configure with -DKILN_ENABLE_CPU_BACKEND=ON)");
+#else
+  uint64_t seed = cl.getUnsigned("--seed", 0);
+  uint64_t steps = cl.getUnsigned("--steps", 1);
+  if (steps == 0)
+    kiln::throwError("", "--steps must be at least 1");
+  const std::string file = cl.positional()[0];
+  kiln::Module module = kiln::loadModuleFile(file);
+  const kiln::Graph &model = selectGraph(module, cl.get("--graph"), file);
+  checkFeeds(model, module.weights, file + " weights");
+  std::unique_ptr<kiln::Graph> graph = cl.has("--train")
+      ? kiln::buildTrainingStep(model, optimizerOptions(cl), cl.get("--loss"))
+      : kiln::cloneGraph(model);
+  TensorMap feeds;
+  if (cl.has("--inputs"))
+    feeds = loadFeeds(*graph, cl.get("--inputs"));
+  // Argument values are taken before the pipeline reorders anything: by name.
+  TensorMap arguments;
+  for (const auto &arg : graph->arguments()) {
+    if (feeds.count(arg->name))
+      arguments[arg->name] = feeds.at(arg->name);
+    else if (module.weights.count(arg->name))
+      arguments[arg->name] = module.weights.at(arg->name);
+    else
+      arguments[arg->name] = kiln::defaultArgumentValue(*arg, seed);
+  }
+  auto compileStart = std::chrono::steady_clock::now();
+  kiln::runPasses(*graph, kiln::parsePassPipeline(kiln::defaultPipeline()));
+  std::unique_ptr<kiln::CpuCompiled> compiled = kiln::compileForCpu(*graph);
+  double compileMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                               compileStart).count();
+  kiln::cpu::Executable &exe = *compiled->executable;
+  for (const auto &[name, value] : arguments)
+    exe.setArgument(name, value);
+  std::printf("@%s compiled for the CPU in %.0f ms (%zu steps, arena %lld bytes)\n",
+              graph->name().c_str(), compileMs, exe.program().steps.size(),
+              (long long)exe.program().arenaBytes);
+  for (uint64_t step = 0; step < steps; ++step) {
+    auto start = std::chrono::steady_clock::now();
+    exe.run();
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    if (steps > 1) {
+      std::string line = "step " + std::to_string(step + 1) + "/" + std::to_string(steps);
+      for (size_t i = 0; i < exe.numResults(); ++i) {
+        HostTensor r = exe.result(i);
+        if (r.numElements() == 1) {
+          char buf[64];
+          std::snprintf(buf, sizeof buf, " %s=%.6g", graph->resultName(i).c_str(), r.getDouble(0));
+          line += buf;
+        }
+      }
+      char timing[48];
+      std::snprintf(timing, sizeof timing, " (%.2f ms)", ms);
+      std::cout << line << timing << "\n";
+    }
+  }
+  std::cout << "@" << graph->name() << " on cpu, seed " << seed << ", " << steps << " step"
+            << (steps == 1 ? "" : "s") << ":\n";
+  TensorMap outputs;
+  for (size_t i = 0; i < exe.numResults(); ++i) {
+    HostTensor r = exe.result(i);
+    std::cout << "  " << summarize(graph->resultName(i), r) << "\n";
+    outputs[graph->resultName(i)] = r;
+  }
+  if (!graph->updates().empty())
+    std::cout << "  updated " << graph->updates().size() << " params/state\n";
+  if (cl.has("--output")) {
+    for (const kiln::Update &u : graph->updates())
+      outputs[u.target->name] = exe.argument(u.target->name);
+    kiln::writeSafetensors(cl.get("--output"), outputs);
+  }
+  return 0;
+#endif
+}
+
+/// The machine's physical memory: `kiln run`'s default --memory-limit.
+uint64_t physicalMemoryBytes() {
+  long pages = ::sysconf(_SC_PHYS_PAGES), pageSize = ::sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || pageSize <= 0)
+    return UINT64_MAX;
+  return uint64_t(pages) * uint64_t(pageSize);
+}
+
+/// Refuses a graph whose live values in the interpreter would exceed
+/// --memory-limit (default: the physical memory), before anything is allocated.
+void checkInterpreterMemory(const kiln::Graph &graph, const std::string &file,
+                            const kiln::CommandLine &cl) {
+  uint64_t needed = kiln::interpreterPeakBytes(graph);
+  bool given = cl.has("--memory-limit");
+  uint64_t limit = given ? cl.getUnsigned("--memory-limit", 0) : physicalMemoryBytes();
+  if (needed <= limit)
+    return;
+  kiln::throwError(graph.loc().toString().empty() ? file : graph.loc().toString(),
+                   "@" + graph.name() + " needs " + std::to_string(needed) +
+                       " bytes of live values, more than " +
+                       (given ? "--memory-limit " + std::to_string(limit)
+                              : std::string("the physical memory (--memory-limit sets a limit)")));
+}
+
 int runCommand(const kiln::CommandLine &cl) {
   if (cl.positional().size() != 1)
     kiln::throwError("", "run expects one input file; see --help");
   std::string target = cl.get("--target", "interp");
+  if (target == "cpu" && (cl.has("--check-numerics") || cl.has("--memory-limit")))
+    kiln::throwError("", "--check-numerics and --memory-limit are options of --target=interp");
+  if (target == "cpu")
+    return runOnCpu(cl);
   if (target != "interp")
-    kiln::throwError("", "unknown target '" + target + "' (this build has: interp)");
+    kiln::throwError("", "unknown target '" + target + "' (this build has: interp" +
+                             std::string(kiln::cpuBackendAvailable() ? ", cpu" : "") + ")");
+  if (cl.has("--train"))
+    kiln::throwError("", "--train is for --target=cpu; for the interpreter, build the step "
+                         "with `kiln compile --train` and run that");
   std::string precisionName = cl.get("--precision", "native");
   if (precisionName != "native" && precisionName != "f64")
     kiln::throwError("", "--precision must be native or f64, got '" + precisionName + "'");
-  kiln::Precision precision =
-      precisionName == "f64" ? kiln::Precision::F64 : kiln::Precision::Native;
+  kiln::InterpreterOptions options;
+  options.precision = precisionName == "f64" ? kiln::Precision::F64 : kiln::Precision::Native;
+  options.checkNumerics = cl.has("--check-numerics");
   uint64_t seed = cl.getUnsigned("--seed", 0);
   uint64_t steps = cl.getUnsigned("--steps", 1);
   if (steps == 0)
@@ -156,12 +319,11 @@ int runCommand(const kiln::CommandLine &cl) {
   const std::string file = cl.positional()[0];
   kiln::Module module = kiln::loadModuleFile(file);
   const kiln::Graph &graph = selectGraph(module, cl.get("--graph"), file);
+  checkInterpreterMemory(graph, file, cl); // before any argument is allocated
   checkFeeds(graph, module.weights, file + " weights");
   TensorMap feeds;
-  if (cl.has("--inputs")) {
-    feeds = kiln::readSafetensors(cl.get("--inputs"));
-    checkFeeds(graph, feeds, cl.get("--inputs"));
-  }
+  if (cl.has("--inputs"))
+    feeds = loadFeeds(graph, cl.get("--inputs"));
 
   TensorMap arguments;
   for (const auto &arg : graph.arguments()) {
@@ -176,7 +338,7 @@ int runCommand(const kiln::CommandLine &cl) {
   kiln::InterpreterResult result;
   for (uint64_t step = 0; step < steps; ++step) {
     auto start = std::chrono::steady_clock::now();
-    result = kiln::interpret(graph, arguments, precision);
+    result = kiln::interpret(graph, arguments, options);
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
                     .count();
     for (auto &[name, value] : result.updated) {
@@ -310,12 +472,9 @@ int checkGradCommand(const kiln::CommandLine &cl) {
   const kiln::Graph &graph = selectGraph(module, cl.get("--graph"), file);
   checkFeeds(graph, module.weights, file + " weights");
   options.arguments = module.weights;
-  if (cl.has("--inputs")) {
-    kiln::TensorMap feeds = kiln::readSafetensors(cl.get("--inputs"));
-    checkFeeds(graph, feeds, cl.get("--inputs"));
-    for (auto &[name, t] : feeds)
+  if (cl.has("--inputs"))
+    for (auto &[name, t] : loadFeeds(graph, cl.get("--inputs")))
       options.arguments[name] = t;
-  }
   std::printf("check-grad @%s: autodiff vs central differences in f64, seed %llu, tolerance %g\n",
               graph.name().c_str(), (unsigned long long)options.seed, tolerance);
   std::printf("  %-32s %17s %12s %15s %15s\n", "param", "elements checked", "worst rel", "analytic",
@@ -364,8 +523,9 @@ int run(int argc, char **argv) {
   }
   if (command == "run") {
     kiln::CommandLine cl({"--target", "--graph", "--inputs", "--seed", "--steps", "--precision",
-                          "--output"},
-                         {});
+                          "--optimizer", "--lr", "--momentum", "--weight-decay", "--clip-norm", "--loss",
+                          "--output", "--memory-limit"},
+                         {"--train", "--check-numerics"});
     cl.parse(argc, argv, 2);
     return runCommand(cl);
   }

@@ -1,0 +1,57 @@
+// Internal to runtime/cpu: the BLAS GEMM for f32 and f64, and the thread
+// facts the kernels' parallel loops decide with. Included only by
+// runtime/cpu/*.cpp (it pulls in cblas.h and omp.h).
+#pragma once
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <cassert>
+#include <climits>
+#include <cstdint>
+#include <vector>
+
+namespace kiln {
+namespace cpu {
+
+/// Below this many inner-loop iterations a loop runs on one thread: waking the
+/// team costs a few microseconds.
+inline constexpr int64_t kParallelWork = int64_t(1) << 15;
+
+/// The team a parallel region would get here: 1 inside a parallel region
+/// (no nesting), else the OpenMP thread count.
+inline int availableThreads() { return omp_in_parallel() ? 1 : omp_get_max_threads(); }
+
+/// Row-major C = alpha op(A) op(B) + beta C, op(A) [m, k], op(B) [k, n]. With
+/// beta == 0, C is overwritten (OpenBLAS never reads it, so stale NaNs vanish).
+/// Called inside a parallel region, OpenBLAS's OpenMP build runs on one thread.
+inline void gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k, float alpha,
+                 const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                 int64_t ldc) {
+  assert(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX &&
+         ldc <= INT_MAX && "the Executable rejects GEMMs beyond 32-bit BLAS");
+  cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+              blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c,
+              blasint(ldc));
+}
+inline void gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k, double alpha,
+                 const double *a, int64_t lda, const double *b, int64_t ldb, double beta, double *c,
+                 int64_t ldc) {
+  assert(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX &&
+         ldc <= INT_MAX && "the Executable rejects GEMMs beyond 32-bit BLAS");
+  cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+              blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c,
+              blasint(ldc));
+}
+
+/// A per-thread scratch array of at least `count` elements (grown, never
+/// shrunk), kept between calls so that a step allocates nothing once warm.
+template <typename T> T *scratch(int64_t count) {
+  thread_local std::vector<T> buffer;
+  if (buffer.size() < size_t(count))
+    buffer.resize(size_t(count));
+  return buffer.data();
+}
+
+} // namespace cpu
+} // namespace kiln

@@ -1,0 +1,12 @@
+// libFuzzer target: the .kir parser and verifier, and the print -> parse -> print round trip
+// (tests/fuzz/FuzzTargets.h). Run by scripts/fuzz.sh.
+#include "tests/fuzz/FuzzTargets.h"
+
+#include <cstddef>
+#include <cstdint>
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  std::string input(reinterpret_cast<const char *>(data), size);
+  kiln::fuzz::trapOnFinding(kiln::fuzz::fuzzKir(input));
+  return 0;
+}

@@ -1,0 +1,191 @@
+// The CPU backend (MLIR -> LLVM JIT kernels + the runtime's library kernels)
+// against the reference interpreter and the conformance cases.
+#ifdef KILN_HAVE_CPU_BACKEND
+
+#include "compiler/CpuBackend.h"
+#include "compiler/TrainingStep.h"
+#include "examples/models/Models.h"
+#include "ir/ArgumentValues.h"
+#include "ir/Graph.h"
+#include "ir/GraphEdit.h"
+#include "ir/Interpreter.h"
+#include "ir/Parser.h"
+#include "passes/PassManager.h"
+#include "runtime/Safetensors.h"
+#include "runtime/cpu/Executable.h"
+#include "tests/unit/TestHelpers.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cctype>
+#include <cmath>
+#include <set>
+
+namespace kiln {
+namespace {
+
+const std::string kDir = std::string(KILN_TEST_DATA_DIR) + "/conformance/";
+
+/// The default pipeline, then the CPU backend; arguments set by name.
+std::shared_ptr<CpuCompiled> compileAndSet(Graph &graph, const TensorMap &args) {
+  runPasses(graph, parsePassPipeline(defaultPipeline()), verifyEachOptions());
+  std::shared_ptr<CpuCompiled> compiled = compileForCpu(graph);
+  for (const auto &[name, value] : args)
+    if (graph.findArgument(name))
+      compiled->executable->setArgument(name, value);
+  return compiled;
+}
+
+void expectClose(const HostTensor &got, const HostTensor &want, double rel, const std::string &what) {
+  ASSERT_EQ(got.numElements(), want.numElements()) << what;
+  for (int64_t i = 0; i < want.numElements(); ++i) {
+    if (!isFloat(got.dtype())) {
+      ASSERT_EQ(got.getInt(i), want.getInt(i)) << what << "[" << i << "]";
+      continue;
+    }
+    double a = got.getDouble(i), b = want.getDouble(i);
+    if (std::isnan(b)) {
+      ASSERT_TRUE(std::isnan(a)) << what << "[" << i << "]";
+      continue;
+    }
+    ASSERT_LE(std::fabs(a - b), rel * std::max(1.0, std::fabs(b)))
+        << what << "[" << i << "]: cpu " << a << ", expected " << b;
+  }
+}
+
+struct Case {
+  std::string name, op;
+  bool grad;
+};
+
+std::vector<Case> cases() {
+  std::vector<Case> out;
+  for (const auto &e : nlohmann::json::parse(readFile(kDir + "index.json")))
+    out.push_back({e.at("case"), e.at("op"), e.at("grad")});
+  return out;
+}
+
+// Bounds: f32 arithmetic and data movement 1e-5 relative (sums accumulate in
+// f64, as the interpreter's); the polynomial approximations of exp, log,
+// tanh, erf and the libm-free sin/cos/pow are held to 1e-5 absolute + relative.
+class CpuConformance : public testing::TestWithParam<Case> {};
+
+TEST_P(CpuConformance, MatchesPyTorchFloat64) {
+  const Case &c = GetParam();
+  Module m = parseModule(readFile(kDir + c.name + ".kir"), c.name + ".kir");
+  TensorMap inputs = readSafetensors(kDir + c.name + ".inputs.safetensors");
+  HostTensor want = readSafetensors(kDir + c.name + ".expected.safetensors").at("out0");
+  auto compiled = compileAndSet(*m.graphs[0], inputs);
+  compiled->executable->run();
+  expectClose(compiled->executable->result(0), want, 1e-5, c.name);
+}
+
+class CpuGradientConformance : public testing::TestWithParam<Case> {};
+
+TEST_P(CpuGradientConformance, MatchesTheInterpreterAndPyTorch) {
+  const Case &c = GetParam();
+  Module m = parseModule(readFile(kDir + c.name + ".grad.kir"), c.name + ".grad.kir");
+  Graph &g = *m.graphs[0];
+  runPasses(g, parsePassPipeline("autodiff"), verifyEachOptions());
+  TensorMap inputs = readSafetensors(kDir + c.name + ".grad.inputs.safetensors");
+  TensorMap expected = readSafetensors(kDir + c.name + ".expected.safetensors");
+  InterpreterResult reference = interpret(g, inputs, Precision::Native);
+  std::unique_ptr<Graph> copy = cloneGraph(g);
+  auto compiled = compileAndSet(*copy, inputs);
+  compiled->executable->run();
+  for (size_t i = 0; i < g.results().size(); ++i) {
+    expectClose(compiled->executable->result(i), reference.results[i], 1e-5, g.resultName(i));
+    bool gradient = g.resultName(i).rfind("grad.", 0) == 0;
+    if (gradient) // and PyTorch's float64 gradients, to f32 accuracy
+      expectClose(compiled->executable->result(i), expected.at(g.resultName(i)), 1e-4, g.resultName(i));
+  }
+}
+
+std::vector<Case> gradientCases() {
+  std::vector<Case> out;
+  for (const Case &c : cases())
+    if (c.grad)
+      out.push_back(c);
+  return out;
+}
+
+std::string caseName(const testing::TestParamInfo<Case> &info) {
+  std::string n = info.param.name;
+  for (char &ch : n)
+    if (!std::isalnum(static_cast<unsigned char>(ch)))
+      ch = '_';
+  return n;
+}
+
+void PrintTo(const Case &c, std::ostream *os) { *os << c.name; }
+
+INSTANTIATE_TEST_SUITE_P(Conformance, CpuConformance, testing::ValuesIn(cases()), caseName);
+INSTANTIATE_TEST_SUITE_P(Conformance, CpuGradientConformance, testing::ValuesIn(gradientCases()),
+                         caseName);
+
+std::unique_ptr<Graph> smallStep(const std::string &model, OptimizerKind kind) {
+  OptimizerOptions o;
+  o.kind = kind;
+  if (model == "mlp") {
+    examples::MlpConfig c;
+    c.batch = 8; c.inputs = 20; c.hidden = 16;
+    return buildTrainingStep(*examples::buildMlp(c), o);
+  }
+  if (model == "cnn") {
+    examples::CnnConfig c;
+    c.batch = 2; c.size = 8;
+    return buildTrainingStep(*examples::buildCnn(c), o);
+  }
+  examples::GptConfig c;
+  c.batch = 2; c.seqLen = 8; c.vocab = 16; c.dModel = 16; c.heads = 2; c.blockSize = 8;
+  return buildTrainingStep(*examples::buildGpt(c), o);
+}
+
+class CpuTrainingSteps : public testing::TestWithParam<std::string> {};
+
+// Momentum SGD: an update linear in the gradient, so f32 differences between
+// the backends stay f32-sized (Adam's m / sqrt(v) turns a near-zero gradient's
+// last bits into a full-sized step of either sign).
+TEST_P(CpuTrainingSteps, FollowTheInterpreterForThreeSteps) {
+  std::unique_ptr<Graph> step = smallStep(GetParam(), OptimizerKind::Momentum);
+  TensorMap args;
+  for (const auto &a : step->arguments())
+    args[a->name] = defaultArgumentValue(*a, 3);
+  std::unique_ptr<Graph> compiledGraph = cloneGraph(*step);
+  auto compiled = compileAndSet(*compiledGraph, args);
+  cpu::Executable &exe = *compiled->executable;
+  for (int s = 0; s < 3; ++s) {
+    InterpreterResult r = interpret(*step, args, Precision::Native);
+    for (auto &[name, value] : r.updated)
+      args[name] = value;
+    exe.run();
+    expectClose(exe.result(0), r.results[0], 1e-4, "loss at step " + std::to_string(s));
+    for (const auto &[name, value] : r.updated)
+      expectClose(exe.argument(name), value, 1e-4, name + " at step " + std::to_string(s));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Examples, CpuTrainingSteps, testing::Values("mlp", "cnn", "gpt"));
+
+TEST(CpuBackend, RunsTheSameTwiceBitForBit) {
+  std::unique_ptr<Graph> step = smallStep("mlp", OptimizerKind::Momentum);
+  TensorMap args;
+  for (const auto &a : step->arguments())
+    args[a->name] = defaultArgumentValue(*a, 5);
+  std::vector<std::string> runs;
+  for (int r = 0; r < 2; ++r) {
+    std::unique_ptr<Graph> copy = cloneGraph(*step);
+    auto compiled = compileAndSet(*copy, args);
+    for (int s = 0; s < 3; ++s)
+      compiled->executable->run();
+    HostTensor w = compiled->executable->argument("fc1.weight");
+    runs.emplace_back(static_cast<const char *>(w.data()), w.byteSize());
+  }
+  EXPECT_EQ(runs[0], runs[1]);
+}
+
+} // namespace
+} // namespace kiln
+
+#endif // KILN_HAVE_CPU_BACKEND
