@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev                    # unit tests
   llvm-19-tools                                # lit and FileCheck for the lit tests
   libopenblas-openmp-dev                       # CPU runtime: sgemm on the OpenMP threads Kiln's loops use
+  llvm-19-dev libmlir-19-dev mlir-19-tools     # CPU backend: MLIR -> LLVM code generation and JIT
 )
 
 missing=()

@@ -1,5 +1,11 @@
 #include "examples/mlp_digits/DigitsTraining.h"
 
+#include "ir/GraphEdit.h"
+#include "passes/PassManager.h"
+#ifdef KILN_HAVE_CPU_BACKEND
+#include "runtime/cpu/Executable.h"
+#endif
+
 #include "compiler/TrainingStep.h"
 #include "frontend/nn/Functional.h"
 #include "ir/ArgumentValues.h"
@@ -115,6 +121,26 @@ DigitsTrainingResult trainDigitsMlp(const DigitsSplit &data, const DigitsTrainin
     *log << line << std::flush;
   }
 
+  // The compiled step: the default pipeline, then the CPU backend. Its
+  // params and state live in the executable between steps and are copied
+  // out only for evaluation.
+  std::shared_ptr<CpuCompiled> compiled;
+  if (options.compiled) {
+    std::unique_ptr<Graph> planned = cloneGraph(*step);
+    runPasses(*planned, parsePassPipeline(defaultPipeline()));
+    compiled = compileForCpu(*planned);
+    for (const auto &[name, value] : arguments)
+      compiled->executable->setArgument(name, value);
+  }
+  auto syncFromExecutable = [&] {
+#ifdef KILN_HAVE_CPU_BACKEND
+    if (compiled)
+      for (const auto &arg : step->arguments())
+        if (arg->role != ArgRole::Input)
+          arguments[arg->name] = compiled->executable->argument(arg->name);
+#endif
+  };
+
   DigitsTrainingResult result;
   result.losses.reserve(size_t(options.steps));
   const int64_t batchesPerEpoch = trainRows / options.batch;
@@ -129,14 +155,27 @@ DigitsTrainingResult trainDigitsMlp(const DigitsSplit &data, const DigitsTrainin
     arguments["labels"] = gatherLabels(data.train, rows, options.batch);
 
     auto start = std::chrono::steady_clock::now();
-    InterpreterResult out = interpret(*step, arguments, Precision::Native);
-    for (auto &[name, value] : out.updated)
-      arguments[name] = std::move(value);
+    double loss;
+#ifdef KILN_HAVE_CPU_BACKEND
+    if (compiled) {
+      cpu::Executable &exe = *compiled->executable;
+      exe.setArgument("x", arguments["x"]);
+      exe.setArgument("labels", arguments["labels"]);
+      exe.run();
+      loss = exe.result(stepLoss).getDouble(0);
+    } else
+#endif
+    {
+      InterpreterResult out = interpret(*step, arguments, Precision::Native);
+      for (auto &[name, value] : out.updated)
+        arguments[name] = std::move(value);
+      loss = out.results[stepLoss].getDouble(0);
+    }
     double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     result.trainSeconds += seconds;
     intervalSeconds += seconds;
-    result.losses.push_back(out.results[stepLoss].getDouble(0));
+    result.losses.push_back(loss);
 
     bool report = log && options.logEvery > 0 &&
                   ((i + 1) % options.logEvery == 0 || i + 1 == options.steps);
@@ -147,6 +186,7 @@ DigitsTrainingResult trainDigitsMlp(const DigitsSplit &data, const DigitsTrainin
     for (int64_t j = i + 1 - interval; j <= i; ++j)
       meanLoss += result.losses[size_t(j)];
     meanLoss /= double(interval);
+    syncFromExecutable();
     Score held = evaluate(*eval, evalLoss, evalAccuracy, data.test, arguments);
     char line[160];
     std::snprintf(line, sizeof line,
@@ -159,6 +199,7 @@ DigitsTrainingResult trainDigitsMlp(const DigitsSplit &data, const DigitsTrainin
     intervalSeconds = 0;
   }
 
+  syncFromExecutable();
   Score final = evaluate(*eval, evalLoss, evalAccuracy, data.test, arguments);
   result.testLoss = final.loss;
   result.testAccuracy = final.accuracy;

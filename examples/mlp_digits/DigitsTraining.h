@@ -9,6 +9,7 @@
 
 #include "examples/mlp_digits/Digits.h"
 #include "frontend/nn/Module.h"
+#include "compiler/CpuBackend.h"
 #include "passes/optim/Optimizer.h"
 
 #include <iosfwd>
@@ -45,6 +46,9 @@ struct DigitsTrainingOptions {
   double learningRate = defaultDigitsLearningRate(OptimizerKind::Adam);
   uint64_t seed = 0;     // initial params and batch order
   int64_t logEvery = 100; // a progress line every this many steps; 0: none
+  /// Run the training step compiled for the CPU (the default when this build
+  /// has the CPU backend) or on the reference interpreter.
+  bool compiled = cpuBackendAvailable();
 };
 
 struct DigitsTrainingResult {
