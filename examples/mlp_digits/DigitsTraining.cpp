@@ -128,9 +128,11 @@ DigitsTrainingResult trainDigitsMlp(const DigitsSplit &data, const DigitsTrainin
   if (options.compiled) {
     std::unique_ptr<Graph> planned = cloneGraph(*step);
     runPasses(*planned, parsePassPipeline(defaultPipeline()));
-    compiled = compileForCpu(*planned);
+    compiled = compileForCpu(*planned); // throws in a build without the CPU backend
+#ifdef KILN_HAVE_CPU_BACKEND
     for (const auto &[name, value] : arguments)
       compiled->executable->setArgument(name, value);
+#endif
   }
   auto syncFromExecutable = [&] {
 #ifdef KILN_HAVE_CPU_BACKEND

@@ -496,6 +496,22 @@ TEST(Simplify, RandomGraphs) {
   EXPECT_LT(after, before * 3 / 4) << "the generated graphs are built to simplify";
 }
 
+// The whole default pipeline (simplify, fuse, plan-memory, verified after each
+// pass, memory plan checked) keeps every result and update of random graphs:
+// f64 within 1e-9 (on the graphs promoted to f64), f32 within 1e-5.
+TEST(Pipeline, RandomGraphsKeepTheirValues) {
+  for (uint64_t seed = 1; seed <= 40; ++seed) {
+    SCOPED_TRACE("random graph seed " + std::to_string(seed));
+    std::unique_ptr<Graph> graph = RandomGraphBuilder(seed).build();
+    std::unique_ptr<Graph> compiled = transformed(*graph, defaultPipeline());
+    expectSameValues(*graph, *compiled, Precision::Native, 1e-5, seed);
+    std::unique_ptr<Graph> wide = promoteFloatsToF64(*graph);
+    expectSameValues(*wide, *transformed(*wide, defaultPipeline()), Precision::F64, 1e-9, seed);
+    if (HasFatalFailure())
+      return;
+  }
+}
+
 // --- Exact rewrites on hand-written cases -----------------------------------
 
 TEST(Simplify, KeepsWhatItMustNot) {
