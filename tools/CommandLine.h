@@ -6,6 +6,7 @@
 #include "runtime/Error.h"
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <set>
