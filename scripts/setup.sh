@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages Kiln's build and tests need. Idempotent, and
-# fast when everything is present (it only calls apt-get for what is missing).
+# Installs the Debian 12 packages Kiln's build and tests need, and any extra
+# packages named as arguments (scripts/setup-fuzz.sh). Idempotent, and fast
+# when everything is present (it only calls apt-get for what is missing).
 set -euo pipefail
 
 packages=(
@@ -12,6 +13,8 @@ packages=(
   libopenblas-openmp-dev                       # CPU runtime: sgemm on the OpenMP threads Kiln's loops use
   llvm-19-dev libmlir-19-dev mlir-19-tools     # CPU backend: MLIR -> LLVM code generation and JIT
 )
+
+packages+=("$@")
 
 missing=()
 for p in "${packages[@]}"; do

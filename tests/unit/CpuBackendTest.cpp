@@ -124,23 +124,6 @@ INSTANTIATE_TEST_SUITE_P(Conformance, CpuConformance, testing::ValuesIn(cases())
 INSTANTIATE_TEST_SUITE_P(Conformance, CpuGradientConformance, testing::ValuesIn(gradientCases()),
                          caseName);
 
-std::unique_ptr<Graph> smallStep(const std::string &model, OptimizerKind kind) {
-  OptimizerOptions o;
-  o.kind = kind;
-  if (model == "mlp") {
-    examples::MlpConfig c;
-    c.batch = 8; c.inputs = 20; c.hidden = 16;
-    return buildTrainingStep(*examples::buildMlp(c), o);
-  }
-  if (model == "cnn") {
-    examples::CnnConfig c;
-    c.batch = 2; c.size = 8;
-    return buildTrainingStep(*examples::buildCnn(c), o);
-  }
-  examples::GptConfig c;
-  c.batch = 2; c.seqLen = 8; c.vocab = 16; c.dModel = 16; c.heads = 2; c.blockSize = 8;
-  return buildTrainingStep(*examples::buildGpt(c), o);
-}
 
 class CpuTrainingSteps : public testing::TestWithParam<std::string> {};
 
@@ -148,7 +131,7 @@ class CpuTrainingSteps : public testing::TestWithParam<std::string> {};
 // the backends stay f32-sized (Adam's m / sqrt(v) turns a near-zero gradient's
 // last bits into a full-sized step of either sign).
 TEST_P(CpuTrainingSteps, FollowTheInterpreterForThreeSteps) {
-  std::unique_ptr<Graph> step = smallStep(GetParam(), OptimizerKind::Momentum);
+  std::unique_ptr<Graph> step = smallTrainingStep(GetParam(), OptimizerKind::Momentum);
   TensorMap args;
   for (const auto &a : step->arguments())
     args[a->name] = defaultArgumentValue(*a, 3);
@@ -169,7 +152,7 @@ TEST_P(CpuTrainingSteps, FollowTheInterpreterForThreeSteps) {
 INSTANTIATE_TEST_SUITE_P(Examples, CpuTrainingSteps, testing::Values("mlp", "cnn", "gpt"));
 
 TEST(CpuBackend, RunsTheSameTwiceBitForBit) {
-  std::unique_ptr<Graph> step = smallStep("mlp", OptimizerKind::Momentum);
+  std::unique_ptr<Graph> step = smallTrainingStep("mlp", OptimizerKind::Momentum);
   TensorMap args;
   for (const auto &a : step->arguments())
     args[a->name] = defaultArgumentValue(*a, 5);

@@ -58,28 +58,11 @@ void expectSameResults(const Graph &before, const Graph &after, Precision precis
     close(t, y.updated.at(name), name);
 }
 
-std::unique_ptr<Graph> smallStep(const std::string &model) {
-  OptimizerOptions o;
-  o.kind = OptimizerKind::AdamW;
-  if (model == "mlp") {
-    examples::MlpConfig c;
-    c.batch = 4; c.inputs = 12; c.hidden = 8;
-    return buildTrainingStep(*examples::buildMlp(c), o);
-  }
-  if (model == "cnn") {
-    examples::CnnConfig c;
-    c.batch = 2; c.size = 8;
-    return buildTrainingStep(*examples::buildCnn(c), o);
-  }
-  examples::GptConfig c;
-  c.batch = 2; c.seqLen = 8; c.vocab = 16; c.dModel = 16; c.heads = 2; c.blockSize = 8;
-  return buildTrainingStep(*examples::buildGpt(c), o);
-}
 
 class FusionOnSteps : public testing::TestWithParam<std::string> {};
 
 TEST_P(FusionOnSteps, KeepsResultsAndFusesLibraryOpsNever) {
-  std::unique_ptr<Graph> step = smallStep(GetParam());
+  std::unique_ptr<Graph> step = smallTrainingStep(GetParam(), OptimizerKind::AdamW);
   std::unique_ptr<Graph> fused = cloneGraph(*step);
   runPasses(*fused, parsePassPipeline("fuse"), verifyEachOptions());
   expectSameResults(*step, *fused, Precision::F64, 1e-12);
