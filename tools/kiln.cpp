@@ -37,7 +37,7 @@ commands:
 
   compile FILE [--train --optimizer=sgd|momentum|nesterov|adam|adamw [--lr=X]
                [--momentum=X] [--weight-decay=X] [--clip-norm=X] [--loss=NAME]]
-               [--graph=NAME] [--emit=kir|json] [-o OUT] [pipeline flags]
+               [--graph=NAME] [--emit=kir|json|mlir] [-o OUT] [pipeline flags]
       Compiles a graph. With --train the result is the whole training step:
       forward, loss, gradients of every param and the optimizer update, as
       one graph with `update`s (the learning rate is its input `lr`, with
@@ -415,9 +415,8 @@ int compileCommand(const kiln::CommandLine &cl) {
     kiln::throwError("", "compile expects one input file; see --help");
   const std::string file = cl.positional()[0];
   std::string emit = cl.get("--emit", "kir");
-  if (emit != "kir" && emit != "json")
-    kiln::throwError("", "--emit must be kir or json (this build has no backend yet), got '" +
-                             emit + "'");
+  if (emit != "kir" && emit != "json" && emit != "mlir")
+    kiln::throwError("", "--emit must be kir, json or mlir, got '" + emit + "'");
   for (const char *trainOnly : {"--optimizer", "--lr", "--momentum", "--weight-decay",
                                 "--clip-norm", "--loss"})
     if (cl.has(trainOnly) && !cl.has("--train"))
@@ -446,6 +445,16 @@ int compileCommand(const kiln::CommandLine &cl) {
   passManager.printTimings();
   if (!reports.empty())
     std::cout << kiln::reportText(out, reports, cl.get("--report-format") == "json");
+  if (emit == "mlir") { // the CPU backend's kernels, before lowering to LLVM
+    std::string mlir;
+    for (const auto &g : out.graphs)
+      mlir += kiln::compileForCpu(*g)->mlir;
+    if (cl.has("-o"))
+      kiln::writeFileAtomically(cl.get("-o"), mlir);
+    else
+      std::cout << mlir;
+    return 0;
+  }
   if (emit == "json" && cl.has("-o")) {
     kiln::writeJsonModule(cl.get("-o"), out);
     return 0;

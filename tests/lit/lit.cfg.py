@@ -18,3 +18,7 @@ config.substitutions.append(("%kiln", os.path.join(bin_dir, "kiln")))
 config.substitutions.append(("%examples", os.path.join(source_dir, "examples")))
 config.environment["PATH"] = os.pathsep.join([bin_dir, llvm_bin, config.environment.get("PATH", "")])
 config.substitutions.append(("FileCheck", filecheck))
+
+# Tests of the CPU backend say `REQUIRES: cpu-backend`.
+if lit_config.params.get("cpu_backend", "OFF").upper() in ("ON", "1", "TRUE", "YES"):
+    config.available_features.add("cpu-backend")
