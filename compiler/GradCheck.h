@@ -23,7 +23,8 @@ struct GradCheckOptions {
   /// `elements` with the largest gradient and `elements` more at random.
   int64_t elements = 4;
   /// Relative step of the central differences: h = step * max(1, |x|); a
-  /// difference is trusted when it agrees with the one at h / 4 (else h / 16
+  /// difference is trusted when it agrees with the one at h / 4 and the
+  /// second differences at h and h / 4 scale as on smooth ground (else h / 16
   /// and h / 64 are tried, else the element sits on a kink and is replaced).
   double step = 1e-4;
   /// The agreement asked of the two differences, relative to the gradient scale.
