@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <functional>
 #include <cstdio>
 #include <unordered_map>
 #include <unordered_set>
@@ -48,8 +49,22 @@ class FusionPass final : public Pass {
   }
   PassResult run(Graph &graph) override;
 
-  void outline(Graph &graph, const std::vector<Node *> &members, Node *root);
+  void outline(Graph &graph, const std::vector<Node *> &members, Node *root,
+               const std::unordered_set<const Node *> &copied);
 };
+
+/// A broadcast whose users sit in different kernels is copied into each of
+/// them (it only re-reads its smaller operand) instead of being written out
+/// by a kernel of its own.
+bool copyIntoConsumers(const Node &producer, const std::vector<Node *> &users,
+                       const std::unordered_set<const Value *> &escaping) {
+  if (producer.kind() != OpKind::Broadcast || escaping.count(producer.result()))
+    return false;
+  for (const Node *user : users)
+    if (user->info().has(OpTrait::Library) || isDuplicable(*user))
+      return false;
+  return true;
+}
 
 PassResult FusionPass::run(Graph &graph) {
   auto users = usersOf(graph);
@@ -58,10 +73,13 @@ PassResult FusionPass::run(Graph &graph) {
   std::vector<std::vector<Node *>> groups; // members in reverse visiting order
   std::vector<Node *> roots;
 
+  std::unordered_set<const Node *> copied; // broadcasts copied into their consumers
   const auto &nodes = graph.nodes();
   for (auto it = nodes.rbegin(); it != nodes.rend(); ++it) {
     Node *node = it->get();
     if (node->info().has(OpTrait::Library) || isDuplicable(*node))
+      continue;
+    if (copied.count(node) && !groupOf.count(node))
       continue;
     auto found = groupOf.find(node);
     size_t group;
@@ -83,8 +101,11 @@ PassResult FusionPass::run(Graph &graph) {
         auto g = groupOf.find(user);
         allUsersInGroup = allUsersInGroup && g != groupOf.end() && g->second == group;
       }
-      if (!allUsersInGroup)
+      if (!allUsersInGroup) {
+        if (copyIntoConsumers(*producer, users[operand], escaping))
+          copied.insert(producer);
         continue;
+      }
       groupOf[producer] = group;
       groups[group].push_back(producer);
     }
@@ -94,20 +115,25 @@ PassResult FusionPass::run(Graph &graph) {
   for (size_t g = 0; g < groups.size(); ++g) {
     if (groups[g].size() < 2)
       continue;
-    outline(graph, groups[g], roots[g]);
+    outline(graph, groups[g], roots[g], copied);
     changed = true;
   }
   if (!changed)
     return PassResult::Unchanged;
-  // Constants whose every user moved into a body are dead now.
-  auto remaining = usersOf(graph);
-  graph.eraseNodesIf([&](const Node &n) {
-    return isDuplicable(n) && !remaining.count(n.result()) && !escaping.count(n.result());
-  });
+  // Constants and broadcasts whose every user moved into a body are dead now
+  // (a broadcast first: it may hold the last use of a constant).
+  for (int round = 0; round < 2; ++round) {
+    auto remaining = usersOf(graph);
+    graph.eraseNodesIf([&](const Node &n) {
+      return (isDuplicable(n) || copied.count(&n)) && !remaining.count(n.result()) &&
+             !escaping.count(n.result());
+    });
+  }
   return PassResult::Changed;
 }
 
-void FusionPass::outline(Graph &graph, const std::vector<Node *> &members, Node *root) {
+void FusionPass::outline(Graph &graph, const std::vector<Node *> &members, Node *root,
+                         const std::unordered_set<const Node *> &copied) {
   std::unordered_set<const Node *> inGroup(members.begin(), members.end());
   std::vector<Node *> ordered; // members in graph order
   for (const auto &n : graph.nodes())
@@ -117,24 +143,30 @@ void FusionPass::outline(Graph &graph, const std::vector<Node *> &members, Node 
   auto body = std::make_unique<Graph>(graph.name() + ".fusion");
   std::unordered_map<const Value *, Value *> inner;
   std::vector<Value *> operands;
+  // The body's value for outer value `v`: a copy of a constant or of a copied
+  // broadcast (whose operand is mapped the same way), or a new argument.
+  std::function<Value *(Value *)> innerValue = [&](Value *v) -> Value * {
+    auto mapped = inner.find(v);
+    if (mapped != inner.end())
+      return mapped->second;
+    Node *producer = v->node;
+    if (producer && !inGroup.count(producer) && (isDuplicable(*producer) || copied.count(producer))) {
+      std::vector<Value *> copyOperands;
+      for (Value *o : producer->operands())
+        copyOperands.push_back(innerValue(o));
+      Node *copy = body->addNode(producer->kind(), copyOperands, producer->attrs(), v->type,
+                                 producer->loc());
+      return inner[v] = copy->result();
+    }
+    Argument *arg = body->addArgument("arg" + std::to_string(operands.size()), v->type, ArgRole::Input);
+    operands.push_back(v);
+    return inner[v] = &arg->value;
+  };
   bool hasReduction = false, onlyElementwise = true;
   for (Node *n : ordered) {
     std::vector<Value *> innerOperands;
-    for (Value *v : n->operands()) {
-      auto mapped = inner.find(v);
-      if (mapped == inner.end()) {
-        if (v->node && isDuplicable(*v->node)) { // copy the constant into the body
-          Node *copy = body->addNode(v->node->kind(), {}, v->node->attrs(), v->type, v->node->loc());
-          mapped = inner.emplace(v, copy->result()).first;
-        } else {
-          Argument *arg = body->addArgument("arg" + std::to_string(operands.size()), v->type,
-                                            ArgRole::Input);
-          operands.push_back(v);
-          mapped = inner.emplace(v, &arg->value).first;
-        }
-      }
-      innerOperands.push_back(mapped->second);
-    }
+    for (Value *v : n->operands())
+      innerOperands.push_back(innerValue(v));
     Node *copy = body->addNode(n->kind(), innerOperands, n->attrs(), n->type(), n->loc());
     inner[n->result()] = copy->result();
     hasReduction = hasReduction || isReduction(n->kind());

@@ -18,7 +18,8 @@ class Pass;
 /// kernels), its value is not a graph result or an update source, and every
 /// user of it is already in the group — so nothing is computed twice and no
 /// cycle can form. `constant` and `iota` (no operands) are copied into every
-/// group that uses them. This fuses elementwise chains, elementwise producers
+/// group that uses them, and so is a `broadcast` whose users are in several
+/// groups (each re-reads its smaller operand instead of a materialized copy). This fuses elementwise chains, elementwise producers
 /// into reductions and reductions into their elementwise consumers (a softmax
 /// or layer_norm row becomes one kernel). A group whose operand is a matmul
 /// result used by nothing else, and which holds only elementwise and
