@@ -21,14 +21,17 @@ struct BufferRef {
   int64_t bytes = 0;
 };
 
-/// A generated kernel (JIT or AOT): called with one pointer per operand, then
-/// the result's pointer, in the step's order.
+/// A generated kernel (JIT or AOT), called as
+///   kernel(int64_t begin, int64_t end, operand pointers..., result pointers...)
+/// It computes iterations [begin, end) of its outermost loop, which has
+/// `Step::iterations` iterations in all; the runtime splits that range over
+/// its threads (every split gives bitwise the same results).
 using KernelFunction = void (*)();
 
 /// Library ops run by the runtime's own kernels (runtime/cpu/*.h), with the
 /// shapes they need; every tensor is dense row-major, of the params' dtype.
 enum class StepKind : uint8_t {
-  Kernel,          // a generated function: `kernel`, operands..., result
+  Kernel,          // a generated function: `kernel`, operands..., results...
   Matmul,          // C[b] = op(A[b]) op(B[b])
   Conv2d,          // y = conv2d(x, w)
   Conv2dGradInput, // dx = conv2d_grad_input(dy, w)
@@ -72,6 +75,9 @@ struct Step {
   KernelFunction kernel = nullptr;
   std::vector<BufferRef> operands;
   BufferRef result;
+  std::vector<BufferRef> extraResults; // a multi-output kernel's further results
+  int64_t iterations = 1;    // a kernel's outermost loop trip count (0 for an empty result)
+  int64_t iterationCost = 1; // elements computed per iteration: when to go parallel
   MatmulParams matmul;
   WindowParams window;
   IndexParams index;

@@ -3,6 +3,7 @@
 #include "runtime/Error.h"
 #include "runtime/Safetensors.h"
 #include "runtime/cpu/Kernels.h"
+#include "runtime/cpu/Parallel.h"
 
 #include <algorithm>
 #include <array>
@@ -25,13 +26,15 @@ constexpr size_t kAlignment = 64;
 /// (a table, not a switch: the same dispatch, written once).
 template <size_t> using VoidPointer = void *;
 template <size_t... I>
-void callWithPointers(KernelFunction kernel, void *const *pointers, std::index_sequence<I...>) {
-  using Function = void (*)(VoidPointer<I>...);
-  reinterpret_cast<Function>(kernel)(pointers[I]...);
+void callWithPointers(KernelFunction kernel, int64_t begin, int64_t end, void *const *pointers,
+                      std::index_sequence<I...>) {
+  using Function = void (*)(int64_t, int64_t, VoidPointer<I>...);
+  reinterpret_cast<Function>(kernel)(begin, end, pointers[I]...);
 }
-using KernelCaller = void (*)(KernelFunction, void *const *);
-template <size_t N> void callKernel(KernelFunction kernel, void *const *pointers) {
-  callWithPointers(kernel, pointers, std::make_index_sequence<N>());
+using KernelCaller = void (*)(KernelFunction, int64_t, int64_t, void *const *);
+template <size_t N>
+void callKernel(KernelFunction kernel, int64_t begin, int64_t end, void *const *pointers) {
+  callWithPointers(kernel, begin, end, pointers, std::make_index_sequence<N>());
 }
 template <size_t... N>
 constexpr std::array<KernelCaller, sizeof...(N)> makeKernelCallers(std::index_sequence<N...>) {
@@ -216,6 +219,8 @@ Executable::Executable(Program program) : program_(std::move(program)) {
     for (const BufferRef &ref : step.operands)
       pointers.push_back(resolve(ref));
     pointers.push_back(resolve(step.result));
+    for (const BufferRef &ref : step.extraResults)
+      pointers.push_back(resolve(ref));
     stepPointers_.push_back(std::move(pointers));
   }
   std::vector<bool> overwritten(program_.arguments.size(), false);
@@ -270,13 +275,20 @@ void Executable::checkProgram() const {
     for (size_t j = 0; j < step.operands.size(); ++j)
       checkRef(step.operands[j], where + ": operand " + std::to_string(j));
     checkRef(step.result, where + ": result");
+    for (size_t j = 0; j < step.extraResults.size(); ++j)
+      checkRef(step.extraResults[j], where + ": result " + std::to_string(j + 1));
+    if (!step.extraResults.empty() && step.kind != StepKind::Kernel)
+      fail(where + ": only a kernel has several results");
     StepLayout layout;
     switch (step.kind) {
     case StepKind::Kernel:
       if (!step.kernel)
         fail(where + ": no kernel function");
-      if (step.operands.size() + 1 > kMaxKernelPointers)
-        fail(where + ": " + std::to_string(step.operands.size() + 1) +
+      if (step.iterations < 0 || step.iterationCost < 1)
+        fail(where + ": bad iteration count " + std::to_string(step.iterations) + " x " +
+             std::to_string(step.iterationCost));
+      if (step.operands.size() + 1 + step.extraResults.size() > kMaxKernelPointers)
+        fail(where + ": " + std::to_string(step.operands.size() + 1 + step.extraResults.size()) +
              " pointers, more than a kernel takes (" + std::to_string(kMaxKernelPointers) + ")");
       continue;
     case StepKind::Copy:
@@ -388,15 +400,33 @@ void Executable::run(Profile *profile) {
   }
 }
 
+namespace {
+
+/// Runs a generated kernel, its outermost loop split into one contiguous
+/// range per thread when there is enough work. A kernel computes each
+/// iteration the same way whatever the split, so results do not depend on it.
+void runKernel(const Step &step, const std::vector<void *> &ptrs) {
+  KernelCaller call = kKernelCallers[ptrs.size()];
+  int64_t n = step.iterations;
+  int threads = availableThreads();
+  if (n < 2 || threads < 2 || n * step.iterationCost < kParallelWork)
+    return call(step.kernel, 0, n, ptrs.data());
+  int64_t chunks = std::min<int64_t>(threads, n);
+#pragma omp parallel for schedule(static) num_threads(int(chunks))
+  for (int64_t c = 0; c < chunks; ++c)
+    call(step.kernel, n * c / chunks, n * (c + 1) / chunks, ptrs.data());
+}
+
+} // namespace
+
 void Executable::runStep(size_t index) {
   const Step &step = program_.steps[index];
   const std::vector<void *> &ptrs = stepPointers_[index];
-  void *out = ptrs.back();
+  void *out = ptrs[step.operands.size()];
   bool f64 = false;
   switch (step.kind) {
   case StepKind::Kernel:
-    kKernelCallers[ptrs.size()](step.kernel, ptrs.data());
-    return;
+    return runKernel(step, ptrs);
   case StepKind::Copy:
     if (ptrs[0] != out)
       std::memmove(out, ptrs[0], size_t(step.result.bytes));
