@@ -9,6 +9,7 @@ namespace kiln {
 class Graph;
 class Node;
 class Pass;
+struct Value;
 
 /// Groups ops into `fusion` nodes whose bodies are the grouped ops, so that
 /// each fusion is one kernel. Greedy, consumers first (XLA's instruction
@@ -28,9 +29,13 @@ class Pass;
 /// Requires a verified graph without fusions; run after autodiff and simplify.
 std::unique_ptr<Pass> createFusionPass();
 
-/// Why `producer`'s value is not computed inside `consumer`'s kernel, in a
-/// phrase for reports ("matmul is a library op and stays its own kernel").
-std::string whyNotFused(const Graph &graph, const Node &producer, const Node &consumer);
+/// Why `value` (a node's result) is not computed inside `consumer`'s
+/// kernel, in a phrase for reports ("matmul is a library op and stays its own kernel").
+std::string whyNotFused(const Graph &graph, const Value &value, const Node &consumer);
+
+/// Why two kernels reading a common operand are not one multi-output kernel:
+/// different iteration spaces, a cycle through another node, or too many buffers.
+std::string whyNotSiblings(const Graph &graph, const Node &first, const Node &second);
 
 /// `--report=fusion`: every kernel (fusion, library op or single op) with its
 /// ops, bytes in and out, and for each operand computed by another kernel the
