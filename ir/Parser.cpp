@@ -549,7 +549,8 @@ private:
       lexer_.fail(colon, "'%" + name.text + "' declares " +
                              std::to_string(std::max<int64_t>(declaredResults, 1)) + " result" +
                              (declaredResults > 1 ? "s" : "") + " but " +
-                             std::to_string(types.size()) + " types are written");
+                             std::to_string(types.size()) +
+                             (types.size() == 1 ? " type is written" : " types are written"));
     std::unique_ptr<Graph> body;
     if (tok_.kind == Tok::LBrace) {
       if (*kind != OpKind::Fusion)

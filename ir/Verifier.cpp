@@ -595,7 +595,8 @@ void verifyFusionBody(const Graph &graph, const Node &node) {
     throwError(where, "fusion body must update nothing");
   if (body->results().size() != node.numResults())
     throwError(where, "fusion body yields " + std::to_string(body->results().size()) +
-                          " values for " + std::to_string(node.numResults()) + " results");
+                          (body->results().size() == 1 ? " value" : " values") + " for " +
+                          std::to_string(node.numResults()) + " results");
   for (size_t r = 0; r < node.numResults(); ++r)
     if (body->results()[r]->type != node.result(r)->type)
       throwError(where, "fusion yields " + body->results()[r]->type.toString() +
@@ -640,7 +641,8 @@ void verifyBuffers(const Graph &graph, const Node &node) {
   std::vector<BufferSlice> slices = nodeBuffers(node);
   if (slices.size() != node.numResults())
     throwError(where, "buffer " + buffer->toString() + " has " + std::to_string(slices.size()) +
-                          " slices for " + std::to_string(node.numResults()) + " results");
+                          (slices.size() == 1 ? " slice" : " slices") + " for " +
+                          std::to_string(node.numResults()) + " results");
   for (size_t r = 0; r < slices.size(); ++r) {
     const BufferSlice &slice = slices[r];
     const TensorType &type = node.result(r)->type;
