@@ -322,8 +322,11 @@ private:
         if (!v->node || !inside.count(v->node))
           inputs.insert(v);
     size_t outputs = 0;
-    for (const Node *m : inside)
-      outputs += readOutside(m->result(), inside, users_, escaping_, copied_) ? 1 : 0;
+    for (const Node *m : inside) {
+      auto found = users_.find(m->result());
+      bool unread = found == users_.end() || found->second.empty();
+      outputs += unread || readOutside(m->result(), inside, users_, escaping_, copied_) ? 1 : 0;
+    }
     return inputs.size() + outputs;
   }
 
@@ -450,9 +453,11 @@ void FusionPass::outline(Graph &graph, const std::vector<Node *> &members,
       ordered.push_back(n.get());
   auto users = usersOf(graph);
   std::unordered_set<const Value *> escaping = escapingValues(graph);
-  std::vector<Node *> outputs; // members whose value is read outside, in graph order
+  // Outputs, in graph order: members whose value is read outside, and those
+  // nothing reads (dead ends stay results, as unfused; dce removes them).
+  std::vector<Node *> outputs;
   for (Node *n : ordered)
-    if (readOutside(n->result(), inGroup, users, escaping, copied))
+    if (readOutside(n->result(), inGroup, users, escaping, copied) || users[n->result()].empty())
       outputs.push_back(n);
 
   auto body = std::make_unique<Graph>(graph.name() + ".fusion");
