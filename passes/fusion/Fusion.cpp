@@ -425,7 +425,12 @@ PassResult FusionPass::run(Graph &graph) {
   std::vector<std::vector<Node *>> kernels = mergeSiblings(graph, groups, copied);
   bool changed = false;
   for (const std::vector<Node *> &members : kernels) {
-    if (members.size() < 2)
+    // A lone op is wrapped only to take in a copied broadcast, which then
+    // need not be written out for it.
+    bool readsCopy = false;
+    for (const Value *v : members[0]->operands())
+      readsCopy = readsCopy || (v->node && copied.count(v->node) && !groupOf.count(v->node));
+    if (members.size() < 2 && !readsCopy)
       continue;
     outline(graph, members, copied);
     changed = true;
@@ -616,6 +621,8 @@ std::string whyNotFused(const Graph &graph, const Value &value, const Node &cons
       list += " and " + std::to_string(others.size() - 3) + " more";
     return "its value is also used by " + list + ", so fusing would compute it twice";
   }
+  if (producer.numResults() > 1)
+    return "it comes from a multi-output kernel whose other results are read elsewhere";
   return "a group of one op is not wrapped";
 }
 
