@@ -25,7 +25,16 @@ struct Value;
 /// or layer_norm row becomes one kernel). A group whose operand is a matmul
 /// result used by nothing else, and which holds only elementwise and
 /// broadcast ops, is marked `kind = "epilogue"` for backends that fuse bias
-/// and activation into the matmul. Groups of one op stay plain nodes.
+/// and activation into the matmul.
+///
+/// Then sibling fusion: groups reading a common input worth sharing (not a
+/// scalar or splat), with the same iteration space (`loop S`, or `reduce S
+/// over A` for every reduction), become one multi-output kernel when no path
+/// leads from one to the other through a third kernel (no cycle) and the
+/// kernel takes at most 32 buffers; then a kernel read only by one other joins
+/// it. Deterministic: shared values in graph order, readers in order. Each
+/// value of a kernel read outside it is one of its results, in graph order.
+/// Groups of one op stay plain nodes, unless they read a copied broadcast.
 /// Requires a verified graph without fusions; run after autodiff and simplify.
 std::unique_ptr<Pass> createFusionPass();
 
@@ -37,9 +46,11 @@ std::string whyNotFused(const Graph &graph, const Value &value, const Node &cons
 /// different iteration spaces, a cycle through another node, or too many buffers.
 std::string whyNotSiblings(const Graph &graph, const Node &first, const Node &second);
 
-/// `--report=fusion`: every kernel (fusion, library op or single op) with its
-/// ops, bytes in and out, and for each operand computed by another kernel the
-/// reason it was not fused; then the kernel and op counts. Text, or JSON.
+/// `--report=fusion`: the kernel and op counts, then every kernel (fusion,
+/// library op or single op) with its ops, its outputs when it has several,
+/// bytes in and out, for each operand computed by another kernel the reason
+/// it was not fused, and for each earlier kernel (not a library op) reading a
+/// common operand worth sharing, why the two are not one. Text, or JSON.
 std::string fusionReport(const Graph &graph, bool json);
 
 } // namespace kiln
