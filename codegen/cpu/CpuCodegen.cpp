@@ -35,7 +35,9 @@
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Transforms/Passes.h"
 
+#include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
 #include "llvm/Support/TargetSelect.h"
+#include "llvm/Target/TargetMachine.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <unordered_map>
@@ -52,6 +54,7 @@ struct CpuKernels::Impl {
   std::unique_ptr<MLIRContext> context;
   std::unique_ptr<ExecutionEngine> engine;
   std::string mlirText;
+  std::vector<KernelSchedule> schedules;
 };
 
 CpuKernels::CpuKernels(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -67,6 +70,8 @@ KernelFunction CpuKernels::function(const std::string &name) const {
 }
 
 const std::string &CpuKernels::mlir() const { return impl_->mlirText; }
+
+const KernelSchedule &CpuKernels::schedule(size_t i) const { return impl_->schedules.at(i); }
 
 namespace {
 
@@ -126,7 +131,7 @@ std::unique_ptr<CpuKernels> compileCpuKernels(const std::vector<KernelRequest> &
   builder.setInsertionPointToEnd(module->getBody());
   for (const KernelRequest &k : kernels) {
     builder.setInsertionPointToEnd(module->getBody());
-    emitKernel(builder, *module, k);
+    impl->schedules.push_back(emitKernel(builder, *module, k));
   }
   if (failed(verify(*module)))
     throwError("", "internal error: the generated MLIR does not verify");
@@ -136,7 +141,17 @@ std::unique_ptr<CpuKernels> compileCpuKernels(const std::vector<KernelRequest> &
 
   lowerToLLVM(*module, context);
   ExecutionEngineOptions options;
-  auto transformer = makeOptimizingTransformer(3, 0, nullptr);
+  // The optimizer needs the host's target machine: without it LLVM's cost
+  // models know no vector registers and the loop vectorizer does nothing.
+  auto hostBuilder = llvm::orc::JITTargetMachineBuilder::detectHost();
+  if (!hostBuilder)
+    throwError("", "internal error: no target for the host CPU: " + llvm::toString(hostBuilder.takeError()));
+  hostBuilder->setCodeGenOptLevel(llvm::CodeGenOptLevel::Aggressive);
+  auto host = hostBuilder->createTargetMachine();
+  if (!host)
+    throwError("", "internal error: no target machine for the host CPU: " + llvm::toString(host.takeError()));
+  std::unique_ptr<llvm::TargetMachine> targetMachine = std::move(*host);
+  auto transformer = makeOptimizingTransformer(3, 0, targetMachine.get());
   options.transformer = transformer;
   options.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Aggressive;
   auto engine = ExecutionEngine::create(*module, options);

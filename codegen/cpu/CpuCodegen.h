@@ -13,11 +13,26 @@ namespace kiln {
 class Node;
 
 /// One kernel to generate: a `fusion` node (its body is the kernel) or any
-/// other op that is not a `Library` op. The function is named `name` and
-/// takes one pointer per operand of `node`, then the result's pointer.
+/// other op that is not a `Library` op. The function is named `name` and has
+/// the runtime's kernel signature (runtime/Program.h): the row range, one
+/// pointer per operand of `node`, then one per result.
 struct KernelRequest {
   const Node *node;
   std::string name;
+  /// Per operand: the index of the result whose buffer it is exactly (same
+  /// bytes, dtype and element count: an in-place op), or -1.
+  std::vector<int> inPlace;
+  /// Whether some operand and result buffers overlap other than exactly as
+  /// `inPlace` says: then the pointers may alias and are not marked noalias.
+  bool overlapping = false;
+};
+
+/// How the runtime may run a kernel: `iterations` rows of its outermost loop,
+/// split over threads as it likes (1: call it once with [0, 1)), each row
+/// computing about `iterationCost` elements.
+struct KernelSchedule {
+  int64_t iterations = 1;
+  int64_t iterationCost = 1;
 };
 
 /// JIT-compiled kernels. Owns the code; function pointers stay valid for its lifetime.
@@ -31,6 +46,8 @@ public:
   KernelFunction function(const std::string &name) const;
   /// The MLIR module before lowering (for --emit=mlir and dumps).
   const std::string &mlir() const;
+  /// The schedule of the i-th requested kernel.
+  const KernelSchedule &schedule(size_t i) const;
 
   struct Impl;
   explicit CpuKernels(std::unique_ptr<Impl> impl);
