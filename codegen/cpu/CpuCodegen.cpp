@@ -84,8 +84,11 @@ void lowerToLLVM(ModuleOp module, MLIRContext &context) {
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   pm.addPass(createConvertSCFToCFPass());
-  pm.addPass(createConvertMathToLibmPass());
+  // LLVM intrinsics first (floor, sqrt, fma: the approximations are built of
+  // them and must stay inline to vectorize), libm calls only for what is left
+  // (f64 tanh, erf, ...).
   pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createConvertMathToLibmPass());
   pm.addPass(createFinalizeMemRefToLLVMConversionPass());
   pm.addPass(createArithToLLVMConversionPass());
   pm.addPass(createConvertControlFlowToLLVMPass());
