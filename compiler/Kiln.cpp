@@ -130,6 +130,14 @@ struct CompiledProgram::Impl {
     persistent[name] = value;
   }
 
+  TensorMap values(std::initializer_list<ArgRole> roles) const {
+    TensorMap out;
+    for (const auto &arg : graph->arguments())
+      if (std::find(roles.begin(), roles.end(), arg->role) != roles.end())
+        out[arg->name] = get(arg->name);
+    return out;
+  }
+
   /// Every input's value for one call: the feed, else the input's default.
   TensorMap inputsFor(const NamedTensors &feeds) const {
     for (const auto &[name, value] : feeds) {
@@ -281,12 +289,10 @@ void CompiledProgram::setParam(const std::string &name, const HostTensor &value)
   setParams(NamedTensors{{name, value}});
 }
 
-NamedTensors CompiledProgram::params() const {
-  NamedTensors values;
-  for (const auto &arg : impl_->graph->arguments())
-    if (arg->role != ArgRole::Input)
-      values[arg->name] = impl_->get(arg->name);
-  return values;
+NamedTensors CompiledProgram::params() const { return impl_->values({ArgRole::Param}); }
+NamedTensors CompiledProgram::state() const { return impl_->values({ArgRole::State}); }
+NamedTensors CompiledProgram::stateDict() const {
+  return impl_->values({ArgRole::Param, ArgRole::State});
 }
 
 void CompiledProgram::setParams(const NamedTensors &values) {
@@ -295,7 +301,7 @@ void CompiledProgram::setParams(const NamedTensors &values) {
     impl_->set(name, value);
 }
 
-void CompiledProgram::save(const std::string &path) const { writeSafetensors(path, params()); }
+void CompiledProgram::save(const std::string &path) const { writeSafetensors(path, stateDict()); }
 
 size_t CompiledProgram::load(const std::string &path) {
   TensorMap values = readSafetensors(path);

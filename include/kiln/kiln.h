@@ -103,13 +103,19 @@ public:
   HostTensor param(const std::string &name) const;
   /// Sets a param or state argument; its dtype and shape must match.
   void setParam(const std::string &name, const HostTensor &value);
-  /// Every param and state value by name (PyTorch's state_dict).
+  /// The params by name (PyTorch's named_parameters), the state by name
+  /// (buffers such as running stats, the optimizer's state), or both
+  /// (PyTorch's state_dict: what `save` writes).
   NamedTensors params() const;
+  NamedTensors state() const;
+  NamedTensors stateDict() const;
   /// Sets every tensor of `values` (each must name a param or state argument
-  /// of matching type, or nothing is set); others keep their values.
+  /// of matching type, or nothing is set); others keep their values. Copy a
+  /// training step's params into an inference graph with
+  /// `model.setParams(trainer.params())`.
   void setParams(const NamedTensors &values);
 
-  /// Writes params and state to a safetensors file (atomically: a temporary
+  /// Writes stateDict() to a safetensors file (atomically: a temporary
   /// file renamed over `path`).
   void save(const std::string &path) const;
   /// Reads a safetensors file written by `save` (or by PyTorch with the same

@@ -140,8 +140,18 @@ TEST_P(ApiTargets, TrainingLossesMatchTheInterpreter) {
     losses.push_back(got.at("loss").getDouble(0));
   }
   EXPECT_LT(losses.back(), 0.5 * losses.front()) << losses.front() << " -> " << losses.back();
-  for (const auto &[name, value] : step.params())
+  for (const auto &[name, value] : step.stateDict())
     expectClose(value, arguments.at(name), 1e-4, name);
+
+  // The trained params in an inference graph.
+  CompiledGraph model = compile(*graph, options);
+  model.setParams(step.params());
+  TensorMap inference = step.params();
+  TensorMap evalFeeds = randomFeeds(12);
+  for (const auto &[name, value] : evalFeeds)
+    inference[name] = value;
+  InterpreterResult want = interpret(*graph, inference);
+  expectClose(model.run(evalFeeds).at("logits"), want.results[1], 1e-5, "logits");
 }
 
 TEST_P(ApiTargets, SaveAndLoadRoundTrip) {
@@ -158,8 +168,9 @@ TEST_P(ApiTargets, SaveAndLoadRoundTrip) {
   options.seed = 99; // different initial params: the load must replace them all
   CompiledTrainingStep b = compileTrainingStep(*graph, "loss", optim::adam(0.01), options);
   EXPECT_FALSE(sameBits(a.param("fc1.weight"), b.param("fc1.weight")));
-  EXPECT_EQ(b.load(path), a.params().size());
-  for (const auto &[name, value] : a.params())
+  EXPECT_EQ(b.load(path), a.stateDict().size());
+  EXPECT_EQ(a.stateDict().size(), a.params().size() + a.state().size());
+  for (const auto &[name, value] : a.stateDict())
     EXPECT_TRUE(sameBits(b.param(name), value)) << name;
   // Params and optimizer state restored: the next step is the same step.
   TensorMap feeds = randomFeeds(3);
