@@ -138,8 +138,10 @@ struct CompiledProgram::Impl {
     return out;
   }
 
-  /// Every input's value for one call: the feed, else the input's default.
-  TensorMap inputsFor(const NamedTensors &feeds) const {
+  /// Every input's value for one call: the feed, else the input's default
+  /// (pointers into `feeds` and `inputDefaults`, no copies).
+  std::vector<std::pair<const std::string *, const HostTensor *>>
+  inputsFor(const NamedTensors &feeds) const {
     for (const auto &[name, value] : feeds) {
       const Argument *arg = graph->findArgument(name);
       if (!arg) {
@@ -157,15 +159,16 @@ struct CompiledProgram::Impl {
         throwError(where, "feed '" + name + "' has type " + value.typeString() +
                               " but the input expects " + typeOf(*arg));
     }
-    TensorMap inputs;
+    std::vector<std::pair<const std::string *, const HostTensor *>> inputs;
     for (const auto &arg : graph->arguments()) {
       if (arg->role != ArgRole::Input)
         continue;
       auto fed = feeds.find(arg->name);
+      auto fallback = inputDefaults.find(arg->name);
       if (fed != feeds.end())
-        inputs[arg->name] = fed->second;
-      else if (inputDefaults.count(arg->name))
-        inputs[arg->name] = inputDefaults.at(arg->name);
+        inputs.emplace_back(&arg->name, &fed->second);
+      else if (fallback != inputDefaults.end())
+        inputs.emplace_back(&arg->name, &fallback->second);
       else
         throwError(where, "no feed for input '" + arg->name + "' (" + typeOf(*arg) + ")");
     }
@@ -173,7 +176,7 @@ struct CompiledProgram::Impl {
   }
 
   NamedTensors execute(const NamedTensors &feeds) {
-    TensorMap inputs = inputsFor(feeds);
+    auto inputs = inputsFor(feeds);
     NamedTensors results;
 #ifdef KILN_HAVE_CPU_BACKEND
     if (cpu) {
@@ -181,7 +184,7 @@ struct CompiledProgram::Impl {
       if (threads > 0)
         cpu::setNumThreads(threads);
       for (const auto &[name, value] : inputs)
-        exe.setArgument(name, value);
+        exe.setArgument(*name, *value);
       exe.run();
       for (size_t i = 0; i < exe.numResults(); ++i)
         results[exe.program().results[i].name] = exe.result(i);
@@ -189,8 +192,8 @@ struct CompiledProgram::Impl {
     }
 #endif
     TensorMap arguments = persistent;
-    for (auto &[name, value] : inputs)
-      arguments[name] = std::move(value);
+    for (const auto &[name, value] : inputs)
+      arguments[*name] = *value;
     InterpreterResult out = interpret(*graph, arguments, Precision::Native);
     for (auto &[name, value] : out.updated)
       persistent[name] = std::move(value);
