@@ -5,7 +5,8 @@ Installs the build into a fresh temporary prefix (`cmake --install`), then
 configures and builds examples/embed against it with find_package(Kiln) as a
 separate CMake project, runs it and checks what it prints: the losses of its
 training steps fall, and the trained params give a low loss at inference.
-Also checks that the installed `kiln` tool runs.
+Also runs the README's example (examples/embed/readme.cpp) and checks that the
+installed `kiln` tool runs.
 """
 import argparse
 import os
@@ -67,6 +68,16 @@ def main():
             sys.exit("FAILED: the example printed no inference line")
         if not float(m.group(2)) <= losses[-1]:
             sys.exit(f"FAILED: the inference loss {m.group(2)} is above the last step's {losses[-1]}")
+
+        # The README's example: fits a linear map exactly, saves its params.
+        out = run([os.path.join(build, "embed_readme")], cwd=tmp)
+        print(out, end="")
+        losses = [float(m) for m in re.findall(r"^step \d+ loss ([0-9.e+-]+)$", out, re.M)]
+        if len(losses) != 5 or not losses[0] > 0.1 or not losses[-1] < 1e-4 * losses[0]:
+            sys.exit(f"FAILED: the README example does not fit: {losses}")
+        saved = os.path.join(tmp, "linear.safetensors")
+        if not os.path.exists(saved) or os.path.getsize(saved) < 8 + 4 * 4:
+            sys.exit("FAILED: the README example saved no params")
     print("ok: examples/embed built against the installed package and trained")
 
 

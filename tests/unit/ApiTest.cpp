@@ -331,5 +331,14 @@ TEST(Api, ThreadCountDoesNotChangeTheResult) {
   expectClose(a.at("logits"), b.at("logits"), 1e-6, "logits");
 }
 
+// The README shows examples/embed/readme.cpp, which the embed-install test
+// builds and runs against the installed package: the two must not drift.
+TEST(Api, ReadmeShowsTheExampleThatIsBuilt) {
+  std::string readme = readFile(std::string(KILN_SOURCE_DIR) + "/README.md");
+  std::string example = readFile(std::string(KILN_SOURCE_DIR) + "/examples/embed/readme.cpp");
+  EXPECT_NE(readme.find("```cpp\n" + example + "```\n"), std::string::npos)
+      << "README.md's C++ API section must be examples/embed/readme.cpp verbatim";
+}
+
 } // namespace
 } // namespace kiln
