@@ -142,6 +142,7 @@ public:
   /// Runs the graph. `feeds` must give every input by name with its exact
   /// dtype and shape; an input with a default value (`{default = V}`) takes
   /// it when not fed. Returns every result by name (`out<i>` when unnamed).
+  /// The graph's own `update`s (running statistics) are applied.
   NamedTensors run(const NamedTensors &feeds);
 
 private:
