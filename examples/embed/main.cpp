@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <random>
 
-int main() {
+int main() try {
   kiln::GraphBuilder b("regressor");
   kiln::Tensor x = b.input("x", kiln::DType::F32, {64, 8});
   kiln::Tensor y = b.input("y", kiln::DType::F32, {64, 1});
@@ -42,4 +42,7 @@ int main() {
   std::printf("inference on %s: loss %.6f, prediction[0] %.4f (target %.4f)\n",
               model.target().c_str(), out.at("loss").getDouble(0),
               out.at("prediction").getDouble(0), ys.getDouble(0));
+} catch (const kiln::Error &e) { // a located one-line message
+  std::fprintf(stderr, "%s\n", e.what());
+  return 1;
 }
