@@ -49,8 +49,10 @@ struct CompileOptions {
   /// JIT-compiled through MLIR/LLVM. "interp": the reference interpreter runs
   /// the graph as given (no passes), the numerical oracle.
   std::string target = defaultTarget();
-  /// Threads of the CPU kernels and BLAS; 0 keeps the OpenMP default
-  /// (OMP_NUM_THREADS or every core). Set on the calling thread at each run.
+  /// Threads of the CPU kernels and BLAS, set on the calling thread at each
+  /// run (OpenMP keeps the count per thread, and it stays set). 0 leaves the
+  /// thread's count as it is: OpenMP's default (OMP_NUM_THREADS, else every
+  /// core) unless something set it.
   int threads = 0;
   /// Initial values of params and state: their initializers, drawn from this seed.
   uint64_t seed = 0;
