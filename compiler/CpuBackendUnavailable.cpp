@@ -12,4 +12,8 @@ std::unique_ptr<CpuCompiled> compileForCpu(const Graph &) {
   throwError("", "this build has no CPU backend (configure with -DKILN_ENABLE_CPU_BACKEND=ON)");
 }
 
+CpuAotCompiled compileForCpuAot(const Graph &, CpuCodeOptions) {
+  throwError("", "this build has no CPU backend (configure with -DKILN_ENABLE_CPU_BACKEND=ON)");
+}
+
 } // namespace kiln
