@@ -91,8 +91,10 @@ void lowerToLLVM(ModuleOp module, MLIRContext &context) {
   ConvertVectorToLLVMPassOptions vectorOptions;
   vectorOptions.reassociateFPReductions = true;
   pm.addPass(createConvertVectorToLLVMPass(vectorOptions));
-  pm.addPass(createConvertMathToLibmPass());
+  // LLVM intrinsics first (fma, floor, ... of the polynomial approximations
+  // become instructions); libm only for what LLVM has no intrinsic for.
   pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createConvertMathToLibmPass());
   pm.addPass(createFinalizeMemRefToLLVMConversionPass());
   pm.addPass(createArithToLLVMConversionPass());
   pm.addPass(createConvertControlFlowToLLVMPass());
@@ -141,7 +143,7 @@ std::unique_ptr<llvm::TargetMachine> targetMachine(const std::string &cpu) {
   if (cpu.empty())
     for (const auto &feature : llvm::sys::getHostCPUFeatures())
       features.AddFeature(feature.first(), feature.second);
-  std::unique_ptr<llvm::MCSubtargetInfo> info(target->createMCSubtargetInfo(triple, name, ""));
+  std::unique_ptr<llvm::MCSubtargetInfo> info(target->createMCSubtargetInfo(triple, "", ""));
   if (!info || !info->isCPUStringValid(name))
     throwError("", "unknown CPU '" + name + "' for " + triple +
                        " (LLVM's names, as `llc -mcpu=help` lists them; e.g. x86-64-v3, skylake-avx512, " +
