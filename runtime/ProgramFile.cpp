@@ -18,6 +18,12 @@ Json shapeJson(const Shape &s) { return Json(s.dims()); }
 
 Json initJson(const ArgumentInit &init) { return Json::array({int(init.kind), init.a, init.b}); }
 
+/// A value of the image and its JSON pointer, for messages.
+struct Field {
+  const Json &json;
+  std::string path;
+};
+
 /// Reads fields of the image with checks; `fail` names the file and the field.
 class Reader {
 public:
@@ -26,65 +32,76 @@ public:
   [[noreturn]] void fail(const std::string &where, const std::string &what) const {
     throwError(name_, "program image: " + where + ": " + what);
   }
-  const Json &field(const Json &object, const char *key, const std::string &where) const {
-    if (!object.is_object())
-      fail(where, "expected an object");
-    auto it = object.find(key);
-    if (it == object.end())
-      fail(where, std::string("missing field '") + key + "'");
-    return *it;
+  /// Member `key` of an object.
+  Field operator()(const Field &object, const char *key) const {
+    if (!object.json.is_object())
+      fail(object.path, "expected an object");
+    auto it = object.json.find(key);
+    if (it == object.json.end())
+      fail(object.path, std::string("missing field '") + key + "'");
+    return {*it, (object.path == "/" ? "/" : object.path + "/") + key};
   }
-  const Json &array(const Json &value, const std::string &where, size_t size = SIZE_MAX) const {
-    if (!value.is_array() || (size != SIZE_MAX && value.size() != size))
-      fail(where, size == SIZE_MAX ? "expected an array"
-                                   : "expected an array of " + std::to_string(size));
-    return value;
+  /// The elements of an array (of `size` elements, if given).
+  std::vector<Field> elements(const Field &array, size_t size = SIZE_MAX) const {
+    if (!array.json.is_array() || (size != SIZE_MAX && array.json.size() != size))
+      fail(array.path, size == SIZE_MAX ? "expected an array"
+                                        : "expected an array of " + std::to_string(size));
+    std::vector<Field> out;
+    for (size_t i = 0; i < array.json.size(); ++i)
+      out.push_back({array.json[i], array.path + "/" + std::to_string(i)});
+    return out;
   }
-  int64_t integer(const Json &value, const std::string &where, int64_t low = 0,
-                  int64_t high = INT64_MAX) const {
-    if (!value.is_number_integer())
-      fail(where, "expected an integer, got " + value.dump());
-    int64_t v = value.is_number_unsigned() && value.get<uint64_t>() > uint64_t(INT64_MAX)
-                    ? -1 : value.get<int64_t>();
+  int64_t integer(const Field &f, int64_t low = 0, int64_t high = INT64_MAX) const {
+    if (!f.json.is_number_integer())
+      fail(f.path, "expected an integer, got " + f.json.dump());
+    int64_t v = f.json.is_number_unsigned() && f.json.get<uint64_t>() > uint64_t(INT64_MAX)
+                    ? -1 : f.json.get<int64_t>();
     if (v < low || v > high)
-      fail(where, value.dump() + " is outside [" + std::to_string(low) + ", " +
-                      std::to_string(high) + "]");
+      fail(f.path, f.json.dump() + " is outside [" + std::to_string(low) + ", " +
+                       std::to_string(high) + "]");
     return v;
   }
-  double number(const Json &value, const std::string &where) const {
-    if (!value.is_number())
-      fail(where, "expected a number, got " + value.dump());
-    return value.get<double>();
+  double number(const Field &f) const {
+    if (!f.json.is_number())
+      fail(f.path, "expected a number, got " + f.json.dump());
+    return f.json.get<double>();
   }
-  std::string string(const Json &value, const std::string &where) const {
-    if (!value.is_string())
-      fail(where, "expected a string");
-    return value.get<std::string>();
+  std::string string(const Field &f) const {
+    if (!f.json.is_string())
+      fail(f.path, "expected a string");
+    return f.json.get<std::string>();
   }
-  DType dtype(const Json &value, const std::string &where) const {
-    return kAllDTypes[integer(value, where, 0, int64_t(std::size(kAllDTypes)) - 1)];
+  DType dtype(const Field &f) const {
+    return kAllDTypes[integer(f, 0, int64_t(std::size(kAllDTypes)) - 1)];
   }
-  Shape shape(const Json &value, const std::string &where) const {
+  Shape shape(const Field &f) const {
     std::vector<int64_t> dims;
-    for (const Json &d : array(value, where))
-      dims.push_back(integer(d, where, 0, kMaxElements));
+    for (const Field &d : elements(f))
+      dims.push_back(integer(d, 0, kMaxElements));
     if (checkedNumElements(dims) < 0)
-      fail(where, "more than " + std::to_string(kMaxElements) + " elements");
+      fail(f.path, "more than " + std::to_string(kMaxElements) + " elements");
     return Shape(std::move(dims));
   }
-  BufferRef buffer(const Json &value, const std::string &where) const {
-    const Json &a = array(value, where, 4);
+  BufferRef buffer(const Field &f) const {
+    std::vector<Field> a = elements(f, 4);
     BufferRef b;
-    b.space = integer(a[0], where, 0, 1) == 0 ? BufferRef::Space::Arena : BufferRef::Space::Argument;
-    b.argument = int32_t(integer(a[1], where, -1, INT32_MAX));
-    b.offset = integer(a[2], where);
-    b.bytes = integer(a[3], where);
+    b.space = integer(a[0], 0, 1) == 0 ? BufferRef::Space::Arena : BufferRef::Space::Argument;
+    b.argument = int32_t(integer(a[1], -1, INT32_MAX));
+    b.offset = integer(a[2]);
+    b.bytes = integer(a[3]);
     return b;
   }
-  std::vector<int64_t> integers(const Json &value, const std::string &where, size_t size) const {
+  std::vector<BufferRef> buffers(const Field &f) const {
+    std::vector<BufferRef> out;
+    for (const Field &b : elements(f))
+      out.push_back(buffer(b));
+    return out;
+  }
+  /// `size` integers; the last `dtypes` of them are dtypes, returned as their index.
+  std::vector<int64_t> integers(const Field &f, size_t size, size_t dtypes) const {
     std::vector<int64_t> out;
-    for (const Json &v : array(value, where, size))
-      out.push_back(integer(v, where, INT64_MIN));
+    for (const Field &v : elements(f, size))
+      out.push_back(out.size() + dtypes >= size ? int64_t(dtype(v)) : integer(v, INT64_MIN));
     return out;
   }
 
@@ -138,67 +155,48 @@ Program parseProgram(const std::string &image, const std::string &displayName) {
   Json j = Json::parse(image, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object() || !j.contains("format") || j["format"] != "kiln.program")
     r.fail("/", "not a Kiln program (expected JSON with \"format\": \"kiln.program\")");
-  int64_t version = r.integer(r.field(j, "version", "/"), "/version");
+  Field root{j, "/"};
+  int64_t version = r.integer(r(root, "version"));
   if (version != kProgramFileVersion)
     r.fail("/version", "version " + std::to_string(version) + ", this runtime reads version " +
                            std::to_string(kProgramFileVersion));
   Program p;
-  p.name = r.string(r.field(j, "name", "/"), "/name");
-  p.arenaBytes = r.integer(r.field(j, "arena", "/"), "/arena", 0, kMaxElements);
-  const Json &arguments = r.array(r.field(j, "arguments", "/"), "/arguments");
-  for (size_t i = 0; i < arguments.size(); ++i) {
-    std::string where = "/arguments/" + std::to_string(i);
-    const Json &a = arguments[i];
+  p.name = r.string(r(root, "name"));
+  p.arenaBytes = r.integer(r(root, "arena"), 0, kMaxElements);
+  for (const Field &a : r.elements(r(root, "arguments"))) {
     ArgumentSpec spec;
-    spec.name = r.string(r.field(a, "name", where), where + "/name");
-    spec.role = ArgumentRole(r.integer(r.field(a, "role", where), where + "/role", 0, 2));
-    spec.dtype = r.dtype(r.field(a, "dtype", where), where + "/dtype");
-    spec.shape = r.shape(r.field(a, "shape", where), where + "/shape");
-    const Json &init = r.array(r.field(a, "init", where), where + "/init", 3);
-    spec.init.kind = ArgumentInit::Kind(r.integer(init[0], where + "/init", 0, 2));
-    spec.init.a = r.number(init[1], where + "/init");
-    spec.init.b = r.number(init[2], where + "/init");
+    spec.name = r.string(r(a, "name"));
+    spec.role = ArgumentRole(r.integer(r(a, "role"), 0, 2));
+    spec.dtype = r.dtype(r(a, "dtype"));
+    spec.shape = r.shape(r(a, "shape"));
+    std::vector<Field> init = r.elements(r(a, "init"), 3);
+    spec.init = {ArgumentInit::Kind(r.integer(init[0], 0, 2)), r.number(init[1]), r.number(init[2])};
     p.arguments.push_back(std::move(spec));
   }
-  const Json &steps = r.array(r.field(j, "steps", "/"), "/steps");
-  for (size_t i = 0; i < steps.size(); ++i) {
-    std::string where = "/steps/" + std::to_string(i);
-    const Json &s = steps[i];
+  for (const Field &s : r.elements(r(root, "steps"))) {
     Step step;
-    step.name = r.string(r.field(s, "name", where), where + "/name");
-    step.kind = StepKind(r.integer(r.field(s, "kind", where), where + "/kind", 0, int64_t(StepKind::Copy)));
-    step.result = r.buffer(r.field(s, "result", where), where + "/result");
-    for (const Json &b : r.array(r.field(s, "operands", where), where + "/operands"))
-      step.operands.push_back(r.buffer(b, where + "/operands"));
-    for (const Json &b : r.array(r.field(s, "extra_results", where), where + "/extra_results"))
-      step.extraResults.push_back(r.buffer(b, where + "/extra_results"));
-    step.iterations = r.integer(r.field(s, "iterations", where), where + "/iterations");
-    step.iterationCost = r.integer(r.field(s, "cost", where), where + "/cost");
-    std::vector<int64_t> m = r.integers(r.field(s, "matmul", where), where + "/matmul", 7);
-    step.matmul = {m[0], m[1], m[2], m[3], m[4] != 0, m[5] != 0,
-                   r.dtype(s["matmul"][6], where + "/matmul")};
-    std::vector<int64_t> w = r.integers(r.field(s, "window", where), where + "/window", 17);
+    step.name = r.string(r(s, "name"));
+    step.kind = StepKind(r.integer(r(s, "kind"), 0, int64_t(StepKind::Copy)));
+    step.result = r.buffer(r(s, "result"));
+    step.operands = r.buffers(r(s, "operands"));
+    step.extraResults = r.buffers(r(s, "extra_results"));
+    step.iterations = r.integer(r(s, "iterations"));
+    step.iterationCost = r.integer(r(s, "cost"));
+    std::vector<int64_t> m = r.integers(r(s, "matmul"), 7, 1);
+    step.matmul = {m[0], m[1], m[2], m[3], m[4] != 0, m[5] != 0, DType(m[6])};
+    std::vector<int64_t> w = r.integers(r(s, "window"), 17, 1);
     step.window = {w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8], w[9], w[10], w[11], w[12],
-                   w[13], w[14], w[15], r.dtype(s["window"][16], where + "/window")};
-    std::vector<int64_t> x = r.integers(r.field(s, "index", where), where + "/index", 6);
-    step.index = {x[0], x[1], x[2], x[3], r.dtype(s["index"][4], where + "/index"),
-                  r.dtype(s["index"][5], where + "/index")};
+                   w[13], w[14], w[15], DType(w[16])};
+    std::vector<int64_t> x = r.integers(r(s, "index"), 6, 2);
+    step.index = {x[0], x[1], x[2], x[3], DType(x[4]), DType(x[5])};
     p.steps.push_back(std::move(step));
   }
-  const Json &results = r.array(r.field(j, "results", "/"), "/results");
-  for (size_t i = 0; i < results.size(); ++i) {
-    std::string where = "/results/" + std::to_string(i);
-    const Json &res = results[i];
-    p.results.push_back(ResultSpec{r.string(r.field(res, "name", where), where + "/name"),
-                                   r.dtype(r.field(res, "dtype", where), where + "/dtype"),
-                                   r.shape(r.field(res, "shape", where), where + "/shape"),
-                                   r.buffer(r.field(res, "buffer", where), where + "/buffer")});
-  }
-  const Json &updates = r.array(r.field(j, "updates", "/"), "/updates");
-  for (size_t i = 0; i < updates.size(); ++i) {
-    std::string where = "/updates/" + std::to_string(i);
-    const Json &u = r.array(updates[i], where, 2);
-    p.updates.push_back(UpdateSpec{int32_t(r.integer(u[0], where, 0, INT32_MAX)), r.buffer(u[1], where)});
+  for (const Field &res : r.elements(r(root, "results")))
+    p.results.push_back(ResultSpec{r.string(r(res, "name")), r.dtype(r(res, "dtype")),
+                                   r.shape(r(res, "shape")), r.buffer(r(res, "buffer"))});
+  for (const Field &u : r.elements(r(root, "updates"))) {
+    std::vector<Field> pair = r.elements(u, 2);
+    p.updates.push_back(UpdateSpec{int32_t(r.integer(pair[0], 0, INT32_MAX)), r.buffer(pair[1])});
   }
   return p;
 }

@@ -45,13 +45,18 @@ commands:
 
   compile FILE [--train --optimizer=sgd|momentum|nesterov|adam|adamw [--lr=X]
                [--momentum=X] [--weight-decay=X] [--clip-norm=X] [--loss=NAME]]
-               [--graph=NAME] [--emit=kir|json|mlir] [-o OUT] [pipeline flags]
+               [--graph=NAME] [--emit=kir|json|mlir|llvm|asm|obj] [--target=cpu]
+               [--cpu=NAME] [-o OUT] [pipeline flags]
       Compiles a graph. With --train the result is the whole training step:
       forward, loss, gradients of every param and the optimizer update, as
       one graph with `update`s (the learning rate is its input `lr`, with
       --lr as default); that is the stage `train`. Then the pipeline runs:
       --passes, else the default pipeline. --emit=kir (default) or json
-      writes the graph.
+      writes the graph; mlir, llvm (after O3) or asm the CPU backend's
+      kernels (with --dump-dir also DIR/kernels/, one file per kernel);
+      obj an object file OUT.o plus its C header OUT.h. --target=cpu -o NAME
+      links a standalone executable (NAME --help). --cpu (or -mcpu) names
+      the CPU to generate code for (LLVM's names; default: the host).
 
   check-grad FILE [--inputs=FEEDS] [--tol=1e-6] [--seed=N]
                   [--elements=N] [--loss=NAME] [--graph=NAME]
@@ -480,6 +485,11 @@ int writeCpuOutput(const kiln::CommandLine &cl, const kiln::Graph &graph, const 
   std::string output = cl.get("-o");
   if (!output.empty())
     checkWritable(output);
+  // NAME.o comes with NAME.h.
+  std::string header = output.size() > 2 && output.compare(output.size() - 2, 2, ".o") == 0
+                           ? output.substr(0, output.size() - 2) + ".h" : output + ".h";
+  if (emit == "obj")
+    checkWritable(header);
   kiln::CpuCodeOptions options;
   options.cpu = cl.get("--cpu", cl.get("-mcpu"));
   if ((cl.has("--cpu") || cl.has("-mcpu")) && options.cpu.empty())
@@ -505,9 +515,6 @@ int writeCpuOutput(const kiln::CommandLine &cl, const kiln::Graph &graph, const 
     return 0;
   }
   if (emit == "obj") {
-    std::string header = output.size() > 2 && output.compare(output.size() - 2, 2, ".o") == 0
-                             ? output.substr(0, output.size() - 2) + ".h" : output + ".h";
-    checkWritable(header);
     kiln::writeFileAtomically(output, compiled.code.object);
     kiln::writeFileAtomically(header, kiln::cpu::aotHeader(api, compiled.program));
     return 0;

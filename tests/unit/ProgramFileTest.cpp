@@ -107,18 +107,19 @@ TEST(ProgramFile, RefusesDamagedImages) {
                           "\"format\": \"kiln.program\")");
   EXPECT_EQ(errorOf(image.substr(0, image.size() / 2)).substr(0, 40),
             "p.img: error: program image: /: not a Ki");
-  EXPECT_EQ(errorOf(replaced(image, "\"version\":1", "\"version\":2")),
-            "p.img: error: program image: /version: version 2, this runtime reads version 1");
-  EXPECT_EQ(errorOf(replaced(image, "\"steps\":", "\"stepz\":")),
-            "p.img: error: program image: /: missing field 'steps'");
-  EXPECT_EQ(errorOf(replaced(image, "\"kind\":", "\"kind\":99,\"old\":")),
-            "p.img: error: program image: /steps/0/kind: 99 is outside [0, 11]");
-  EXPECT_EQ(errorOf(replaced(image, "\"dtype\":0", "\"dtype\":7")),
-            "p.img: error: program image: /arguments/0/dtype: 7 is outside [0, 6]");
-  EXPECT_EQ(errorOf(replaced(image, "\"shape\":[", "\"shape\":[-1,")),
-            "p.img: error: program image: /arguments/0/shape: -1 is outside [0, 1099511627776]");
-  EXPECT_EQ(errorOf(replaced(image, "\"name\":\"x\"", "\"name\":7")),
-            "p.img: error: program image: /arguments/0/name: expected a string");
+  // {text of the image, its replacement, the error}
+  const char *cases[][3] = {
+      {"\"version\":1", "\"version\":2", "/version: version 2, this runtime reads version 1"},
+      {"\"steps\":", "\"stepz\":", "/: missing field 'steps'"},
+      {"\"kind\":", "\"kind\":99,\"old\":", "/steps/0/kind: 99 is outside [0, 11]"},
+      {"\"dtype\":0", "\"dtype\":7", "/arguments/0/dtype: 7 is outside [0, 6]"},
+      {"\"shape\":[", "\"shape\":[-1,", "/arguments/0/shape/0: -1 is outside [0, 1099511627776]"},
+      {"\"name\":\"x\"", "\"name\":7", "/arguments/0/name: expected a string"},
+      {"\"init\":[", "\"init\":[0,", "/arguments/0/init: expected an array of 3"},
+  };
+  for (const auto &c : cases)
+    EXPECT_EQ(errorOf(replaced(image, c[0], c[1])), std::string("p.img: error: program image: ") + c[2])
+        << c[0];
 }
 
 } // namespace
