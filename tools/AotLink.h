@@ -40,22 +40,26 @@ inline std::filesystem::path executableFolder() {
   return error ? std::filesystem::path() : self.parent_path();
 }
 
-/// The runtime archives in link order: each from BIN/../lib when installed
-/// there, else from the build tree; a kiln::Error naming both when neither has it.
+/// The runtime archives in link order: all from BIN/../lib when an install
+/// put them there, else all from the build tree; a kiln::Error naming both
+/// places when neither has them all.
 inline std::vector<std::string> aotArchives() {
-  std::vector<std::string> archives;
-  std::filesystem::path installed = executableFolder() / ".." / KILN_AOT_INSTALL_LIBDIR;
-  for (const std::string &built : splitList(KILN_AOT_ARCHIVES, ';')) {
-    std::filesystem::path candidate = installed / std::filesystem::path(built).filename();
-    if (std::filesystem::exists(candidate))
-      archives.push_back(std::filesystem::weakly_canonical(candidate).string());
-    else if (std::filesystem::exists(built))
-      archives.push_back(built);
-    else
-      throwError(candidate.string(), "the Kiln runtime library is missing (also not at " + built +
-                                         "); an AOT executable needs it");
+  std::vector<std::string> built = splitList(KILN_AOT_ARCHIVES, ';'), installed;
+  std::filesystem::path folder = executableFolder() / ".." / KILN_AOT_INSTALL_LIBDIR;
+  std::string missing;
+  for (const std::string &archive : built) {
+    std::filesystem::path candidate = folder / std::filesystem::path(archive).filename();
+    installed.push_back(std::filesystem::weakly_canonical(candidate).string());
+    if (!std::filesystem::exists(candidate) && missing.empty())
+      missing = installed.back();
   }
-  return archives;
+  if (missing.empty())
+    return installed;
+  for (const std::string &archive : built)
+    if (!std::filesystem::exists(archive))
+      throwError(missing, "the Kiln runtime library is missing (and " + archive +
+                              " too); an AOT executable needs it");
+  return built;
 }
 
 /// The shell command that links `object` into the executable `output`.

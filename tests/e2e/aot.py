@@ -13,6 +13,7 @@ Only the Python standard library is used.
 """
 import argparse
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -125,6 +126,33 @@ def main():
         if p.stdout.strip() != "ok":
             sys.exit("FAILED: the embedding program said: " + p.stdout)
         print("ok: --emit=obj links into a C++ program and computes softmax")
+
+        # kiln finds the runtime archives in BIN/../lib when all are installed
+        # there, else in its build tree ($CXX records the link command).
+        inst = os.path.join(tmp, "inst")
+        os.makedirs(inst + "/bin")
+        os.makedirs(inst + "/lib")
+        shutil.copy(kiln, inst + "/bin/kiln")
+        archives = [a for a in args.link.split("|") if a.endswith(".a")]
+        for a in archives:
+            shutil.copy(a, inst + "/lib")
+        main_archive = os.path.join(os.path.dirname(archives[0]), "libkiln_aot_main.a")
+        shutil.copy(main_archive, inst + "/lib")
+        with open(tmp + "/cxx", "w") as f:
+            f.write("#!/bin/sh\necho \"$@\" > %s/link-args\n" % tmp)
+        os.chmod(tmp + "/cxx", 0o755)
+        env = dict(os.environ, CXX=tmp + "/cxx")
+        softmax = os.path.join(args.source_dir, "tests", "e2e", "aot_softmax.kir")
+        for removed, folder in ((None, inst + "/lib"), ("libkiln_runtime.a", os.path.dirname(archives[-1]))):
+            if removed:
+                os.remove(os.path.join(inst, "lib", removed))
+            subprocess.run([inst + "/bin/kiln", "compile", softmax, "--target=cpu", "-o", tmp + "/sm"],
+                           env=env, check=True, timeout=120)
+            used = [w for w in read(tmp + "/link-args").decode().split() if w.endswith(".a")]
+            if len(used) != 4 or (removed is None and any(not u.startswith(folder) for u in used)) \
+                    or (removed and any(u.startswith(inst) for u in used)):
+                sys.exit("FAILED: linked with %s (installed libraries: %s)" % (used, removed is None))
+        print("ok: the runtime archives come from BIN/../lib when installed, else the build tree")
 
         # 4. Bad input.
         expect_error([exe, "--params=%s/nope.safetensors" % tmp],
