@@ -17,7 +17,6 @@
 #include "mlir/Conversion/MemRefToLLVM/MemRefToLLVM.h"
 #include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
 #include "mlir/Conversion/SCFToControlFlow/SCFToControlFlow.h"
-#include "mlir/Conversion/VectorToLLVM/ConvertVectorToLLVMPass.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -26,7 +25,6 @@
 #include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
-#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/Builders.h"
@@ -61,6 +59,7 @@ struct CpuKernels::Impl {
   std::unique_ptr<MLIRContext> context;
   std::unique_ptr<ExecutionEngine> engine;
   std::string mlirText;
+  std::vector<KernelSchedule> schedules;
 };
 
 CpuKernels::CpuKernels(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -77,6 +76,8 @@ KernelFunction CpuKernels::function(const std::string &name) const {
 
 const std::string &CpuKernels::mlir() const { return impl_->mlirText; }
 
+const KernelSchedule &CpuKernels::schedule(size_t i) const { return impl_->schedules.at(i); }
+
 namespace {
 
 void lowerToLLVM(ModuleOp module, MLIRContext &context) {
@@ -88,11 +89,9 @@ void lowerToLLVM(ModuleOp module, MLIRContext &context) {
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   pm.addPass(createConvertSCFToCFPass());
-  ConvertVectorToLLVMPassOptions vectorOptions;
-  vectorOptions.reassociateFPReductions = true;
-  pm.addPass(createConvertVectorToLLVMPass(vectorOptions));
-  // LLVM intrinsics first (fma, floor, ... of the polynomial approximations
-  // become instructions); libm only for what LLVM has no intrinsic for.
+  // LLVM intrinsics first (floor, sqrt, fma: the approximations are built of
+  // them and must stay inline to vectorize), libm calls only for what is left
+  // (f64 tanh, erf, ...).
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(createConvertMathToLibmPass());
   pm.addPass(createFinalizeMemRefToLLVMConversionPass());
@@ -156,14 +155,15 @@ std::unique_ptr<llvm::TargetMachine> targetMachine(const std::string &cpu) {
   return machine;
 }
 
-/// The MLIR of `kernels`, one module, verified; its text before lowering in `text`.
+/// The MLIR of `kernels`, one module, verified; its text before lowering in
+/// `text`, each kernel's schedule in `schedules`.
 OwningOpRef<ModuleOp> buildModule(MLIRContext &context, const std::vector<KernelRequest> &kernels,
-                                  std::string &text) {
+                                  std::string &text, std::vector<KernelSchedule> &schedules) {
   OpBuilder builder(&context);
   OwningOpRef<ModuleOp> module = ModuleOp::create(builder.getUnknownLoc());
   for (const KernelRequest &k : kernels) {
     builder.setInsertionPointToEnd(module->getBody());
-    emitKernel(builder, *module, k);
+    schedules.push_back(emitKernel(builder, *module, k));
   }
   if (failed(verify(*module)))
     throwError("", "internal error: the generated MLIR does not verify");
@@ -176,7 +176,7 @@ OwningOpRef<ModuleOp> buildModule(MLIRContext &context, const std::vector<Kernel
 std::unique_ptr<MLIRContext> makeContext() {
   DialectRegistry registry;
   registry.insert<func::FuncDialect, arith::ArithDialect, math::MathDialect, memref::MemRefDialect,
-                  scf::SCFDialect, vector::VectorDialect, cf::ControlFlowDialect, LLVM::LLVMDialect>();
+                  scf::SCFDialect, cf::ControlFlowDialect, LLVM::LLVMDialect>();
   registerBuiltinDialectTranslation(registry);
   registerLLVMDialectTranslation(registry);
   auto context = std::make_unique<MLIRContext>(registry);
@@ -207,7 +207,7 @@ template <typename Print> std::string printed(Print &&print) {
 
 /// Adds the AOT symbols of CpuCodeOptions::symbolPrefix to `module`.
 void addProgramSymbols(llvm::Module &module, const std::vector<KernelRequest> &kernels,
-                       const CpuCodeOptions &options) {
+                       const CpuCodeOptions &options, const std::string &data) {
   llvm::LLVMContext &ctx = module.getContext();
   const std::string &prefix = options.symbolPrefix;
   auto *i64 = llvm::Type::getInt64Ty(ctx);
@@ -226,8 +226,8 @@ void addProgramSymbols(llvm::Module &module, const std::vector<KernelRequest> &k
   auto *table = llvm::ArrayType::get(ptr, addresses.size());
   constant("_kernels", llvm::ConstantArray::get(table, addresses));
   constant("_kernel_count", llvm::ConstantInt::get(i64, addresses.size()));
-  constant("_program", llvm::ConstantDataArray::getString(ctx, options.data, /*AddNull=*/true));
-  constant("_program_size", llvm::ConstantInt::get(i64, options.data.size()));
+  constant("_program", llvm::ConstantDataArray::getString(ctx, data, /*AddNull=*/true));
+  constant("_program_size", llvm::ConstantInt::get(i64, data.size()));
 }
 
 } // namespace
@@ -236,9 +236,11 @@ std::unique_ptr<CpuKernels> compileCpuKernels(const std::vector<KernelRequest> &
   std::unique_ptr<llvm::TargetMachine> machine = targetMachine("");
   auto impl = std::make_unique<CpuKernels::Impl>();
   impl->context = makeContext();
-  OwningOpRef<ModuleOp> module = buildModule(*impl->context, kernels, impl->mlirText);
+  OwningOpRef<ModuleOp> module = buildModule(*impl->context, kernels, impl->mlirText, impl->schedules);
   lowerToLLVM(*module, *impl->context);
   ExecutionEngineOptions options;
+  // The optimizer needs the target machine: without it LLVM's cost models
+  // know no vector registers and the loop vectorizer does nothing.
   auto transformer = makeOptimizingTransformer(3, 0, machine.get());
   options.transformer = transformer;
   options.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Aggressive;
@@ -261,7 +263,7 @@ CpuCode generateCpuCode(const std::vector<KernelRequest> &kernels, const CpuCode
   std::unique_ptr<llvm::TargetMachine> machine = targetMachine(options.cpu);
   std::unique_ptr<MLIRContext> context = makeContext();
   CpuCode code;
-  OwningOpRef<ModuleOp> module = buildModule(*context, kernels, code.mlir);
+  OwningOpRef<ModuleOp> module = buildModule(*context, kernels, code.mlir, code.schedules);
   if (options.perKernel)
     for (const KernelRequest &k : kernels) {
       auto function = module->lookupSymbol<func::FuncOp>(k.name);
@@ -299,7 +301,8 @@ CpuCode generateCpuCode(const std::vector<KernelRequest> &kernels, const CpuCode
     }
   if (options.object) {
     if (!options.symbolPrefix.empty())
-      addProgramSymbols(*llvmModule, kernels, options);
+      addProgramSymbols(*llvmModule, kernels, options,
+                        options.programData ? options.programData(code.schedules) : std::string());
     code.object = emitMachineCode(*llvmModule, *machine, llvm::CodeGenFileType::ObjectFile);
   }
   return code;

@@ -5,6 +5,7 @@
 
 #include "runtime/Program.h"
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,11 +15,26 @@ namespace kiln {
 class Node;
 
 /// One kernel to generate: a `fusion` node (its body is the kernel) or any
-/// other op that is not a `Library` op. The function is named `name` and
-/// takes one pointer per operand of `node`, then the result's pointer.
+/// other op that is not a `Library` op. The function is named `name` and has
+/// the runtime's kernel signature (runtime/Program.h): the row range, one
+/// pointer per operand of `node`, then one per result.
 struct KernelRequest {
   const Node *node;
   std::string name;
+  /// Per operand: the index of the result whose buffer it is exactly (same
+  /// bytes, dtype and element count: an in-place op), or -1.
+  std::vector<int> inPlace;
+  /// Whether some operand and result buffers overlap other than exactly as
+  /// `inPlace` says: then the pointers may alias and are not marked noalias.
+  bool overlapping = false;
+};
+
+/// How the runtime may run a kernel: `iterations` rows of its outermost loop,
+/// split over threads as it likes (1: call it once with [0, 1)), each row
+/// computing about `iterationCost` elements.
+struct KernelSchedule {
+  int64_t iterations = 1;
+  int64_t iterationCost = 1;
 };
 
 /// JIT-compiled kernels. Owns the code; function pointers stay valid for its lifetime.
@@ -32,6 +48,8 @@ public:
   KernelFunction function(const std::string &name) const;
   /// The MLIR module before lowering (for --emit=mlir and dumps).
   const std::string &mlir() const;
+  /// The schedule of the i-th requested kernel.
+  const KernelSchedule &schedule(size_t i) const;
 
   struct Impl;
   explicit CpuKernels(std::unique_ptr<Impl> impl);
@@ -60,10 +78,10 @@ struct CpuCodeOptions {
   bool perKernel = false; // also each kernel alone (its MLIR, and LLVM IR / assembly as asked)
   /// With `object`: the object also defines PREFIX_kernels (the kernels'
   /// addresses in request order), PREFIX_kernel_count (int64), PREFIX_program
-  /// (the bytes of `data`) and PREFIX_program_size (int64)
-  /// (runtime/cpu/AotHeader.h).
+  /// (the bytes `programData` returns for the kernels' schedules) and
+  /// PREFIX_program_size (int64) (runtime/cpu/AotHeader.h).
   std::string symbolPrefix;
-  std::string data;
+  std::function<std::string(const std::vector<KernelSchedule> &)> programData;
 };
 
 struct KernelCode {
@@ -73,7 +91,8 @@ struct KernelCode {
 struct CpuCode {
   std::string mlir; // the module before lowering
   std::string llvm, assembly, object;
-  std::vector<KernelCode> kernels; // with perKernel, in request order
+  std::vector<KernelSchedule> schedules; // per kernel, in request order
+  std::vector<KernelCode> kernels;       // with perKernel, in request order
 };
 
 /// The kernels ahead of time: the same MLIR module and O3 pipeline as
