@@ -4,7 +4,9 @@
 1. `kiln compile examples/mlp.kir --train --target=cpu -o mlp` links a
    standalone executable; N steps of it write bitwise the same results and
    params as `kiln run --target=cpu --train` (same seed, same feeds), with
-   seeded random feeds and with feeds from a .npy file;
+   seeded random feeds and with feeds from a .npy file; the same bytes from
+   run to run with one thread; code for --cpu=x86-64-v2 computes softmax as
+   the interpreter does;
 2. --save-params then --params continues training exactly where it stopped;
 3. `--emit=obj` + the generated header link into a small C++ program
    (tests/e2e/aot_embed.cpp), which checks its results itself;
@@ -105,6 +107,25 @@ def main():
             sys.exit("FAILED: with --inputs the AOT executable and kiln run differ")
         print("ok: with a .npy feed too")
 
+        # With a given thread count the results are the same from run to run.
+        for i in range(2):
+            run([exe, "--seed=5", "--steps=2", "--threads=1", "--output=%s/one%d.safetensors" % (tmp, i)])
+        if read(tmp + "/one0.safetensors") != read(tmp + "/one1.safetensors"):
+            sys.exit("FAILED: two runs with --threads=1 differ")
+        print("ok: --threads=1 twice gives the same bytes")
+
+        # Code for another CPU (SSE4.2 only) computes the same within f32 rounding.
+        softmax = os.path.join(args.source_dir, "tests", "e2e", "aot_softmax.kir")
+        run([kiln, "compile", softmax, "--target=cpu", "--cpu=x86-64-v2", "-o", tmp + "/sm-v2"])
+        run([tmp + "/sm-v2", "--seed=3", "--output=%s/v2.safetensors" % tmp])
+        run([kiln, "run", softmax, "--target=interp", "--seed=3", "--output=%s/ref.safetensors" % tmp])
+        v2 = struct.unpack("<32f", tensors(tmp + "/v2.safetensors")["probs"])
+        ref = struct.unpack("<32f", tensors(tmp + "/ref.safetensors")["probs"])
+        worst = max(abs(a - b) / abs(b) for a, b in zip(v2, ref))
+        if not worst <= 1e-6:
+            sys.exit("FAILED: --cpu=x86-64-v2 softmax differs from the interpreter by %g" % worst)
+        print("ok: --cpu=x86-64-v2 softmax equals the interpreter's to %.2g" % worst)
+
         # 2. Two steps, save, one more from the saved params = three steps.
         run([exe, "--seed=5", "--steps=2", "--save-params=%s/p2.safetensors" % tmp])
         run([exe, "--seed=5", "--steps=1", "--params=%s/p2.safetensors" % tmp,
@@ -142,7 +163,6 @@ def main():
             f.write("#!/bin/sh\necho \"$@\" > %s/link-args\n" % tmp)
         os.chmod(tmp + "/cxx", 0o755)
         env = dict(os.environ, CXX=tmp + "/cxx")
-        softmax = os.path.join(args.source_dir, "tests", "e2e", "aot_softmax.kir")
         for removed, folder in ((None, inst + "/lib"), ("libkiln_runtime.a", os.path.dirname(archives[-1]))):
             if removed:
                 os.remove(os.path.join(inst, "lib", removed))
