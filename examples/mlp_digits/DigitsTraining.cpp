@@ -1,16 +1,7 @@
 #include "examples/mlp_digits/DigitsTraining.h"
 
-#include "ir/GraphEdit.h"
-#include "passes/PassManager.h"
-#ifdef KILN_HAVE_CPU_BACKEND
-#include "runtime/cpu/Executable.h"
-#endif
-
-#include "compiler/TrainingStep.h"
 #include "frontend/nn/Functional.h"
-#include "ir/ArgumentValues.h"
 #include "ir/Graph.h"
-#include "ir/Interpreter.h"
 #include "runtime/Error.h"
 
 #include <chrono>
@@ -55,32 +46,19 @@ double defaultDigitsLearningRate(OptimizerKind kind) {
 
 namespace {
 
-size_t resultIndex(const Graph &graph, const std::string &name) {
-  for (size_t i = 0; i < graph.results().size(); ++i)
-    if (graph.resultName(i) == name)
-      return i;
-  throwError("@" + graph.name(), "no result named '" + name + "'");
-}
-
 struct Score {
   double loss;
   double accuracy;
 };
 
-/// Loss and accuracy of `params` on all of `test` in one call of `eval`.
-Score evaluate(const Graph &eval, size_t lossIndex, size_t accuracyIndex,
-               const DigitsDataset &test, const TensorMap &params) {
+/// Loss and accuracy of `eval`'s params on all of `test` in one run.
+Score evaluate(CompiledGraph &eval, const DigitsDataset &test) {
   std::vector<int64_t> rows(size_t(test.size()));
   for (int64_t i = 0; i < test.size(); ++i)
     rows[size_t(i)] = i;
-  TensorMap arguments;
-  for (const auto &arg : eval.arguments())
-    if (arg->role != ArgRole::Input)
-      arguments[arg->name] = params.at(arg->name);
-  arguments["x"] = gatherImages(test, rows.data(), test.size());
-  arguments["labels"] = gatherLabels(test, rows.data(), test.size());
-  InterpreterResult out = interpret(eval, arguments, Precision::Native);
-  return {out.results[lossIndex].getDouble(0), out.results[accuracyIndex].getDouble(0)};
+  NamedTensors out = eval.run({{"x", gatherImages(test, rows.data(), test.size())},
+                               {"labels", gatherLabels(test, rows.data(), test.size())}});
+  return {out.at("loss").getDouble(0), out.at("accuracy").getDouble(0)};
 }
 
 } // namespace
@@ -94,20 +72,17 @@ DigitsTrainingResult trainDigitsMlp(const DigitsSplit &data, const DigitsTrainin
   if (options.hidden < 1)
     throwError("", "the hidden layer needs at least one unit");
 
+  // The training step and, sharing its param names, the model batched over
+  // the whole held-out set. Params and optimizer state live in the step.
   OptimizerOptions optimizer;
   optimizer.kind = options.optimizer;
   optimizer.learningRate = options.learningRate;
-  std::unique_ptr<Graph> step =
-      buildTrainingStep(*buildDigitsMlp(options.batch, options.hidden), optimizer, "loss");
-  std::unique_ptr<Graph> eval = buildDigitsMlp(data.test.size(), options.hidden);
-  const size_t stepLoss = resultIndex(*step, "loss");
-  const size_t evalLoss = resultIndex(*eval, "loss"), evalAccuracy = resultIndex(*eval, "accuracy");
-
-  // Params and optimizer state from their initializers, `lr` from its default.
-  TensorMap arguments;
-  for (const auto &arg : step->arguments())
-    if (arg->role != ArgRole::Input || arg->name == "lr")
-      arguments[arg->name] = defaultArgumentValue(*arg, options.seed);
+  CompileOptions compileOptions;
+  compileOptions.target = options.compiled ? "cpu" : "interp";
+  compileOptions.seed = options.seed;
+  CompiledTrainingStep step = compileTrainingStep(*buildDigitsMlp(options.batch, options.hidden),
+                                                  "loss", optimizer, compileOptions);
+  CompiledGraph eval = compile(*buildDigitsMlp(data.test.size(), options.hidden), compileOptions);
 
   if (log) {
     char line[200];
@@ -121,28 +96,6 @@ DigitsTrainingResult trainDigitsMlp(const DigitsSplit &data, const DigitsTrainin
     *log << line << std::flush;
   }
 
-  // The compiled step: the default pipeline, then the CPU backend. Its
-  // params and state live in the executable between steps and are copied
-  // out only for evaluation.
-  std::shared_ptr<CpuCompiled> compiled;
-  if (options.compiled) {
-    std::unique_ptr<Graph> planned = cloneGraph(*step);
-    runPasses(*planned, parsePassPipeline(defaultPipeline()));
-    compiled = compileForCpu(*planned); // throws in a build without the CPU backend
-#ifdef KILN_HAVE_CPU_BACKEND
-    for (const auto &[name, value] : arguments)
-      compiled->executable->setArgument(name, value);
-#endif
-  }
-  auto syncFromExecutable = [&] {
-#ifdef KILN_HAVE_CPU_BACKEND
-    if (compiled)
-      for (const auto &arg : step->arguments())
-        if (arg->role != ArgRole::Input)
-          arguments[arg->name] = compiled->executable->argument(arg->name);
-#endif
-  };
-
   DigitsTrainingResult result;
   result.losses.reserve(size_t(options.steps));
   const int64_t batchesPerEpoch = trainRows / options.batch;
@@ -153,26 +106,11 @@ DigitsTrainingResult trainDigitsMlp(const DigitsSplit &data, const DigitsTrainin
     if (batchInEpoch == 0)
       order = shuffledIndices(trainRows, digitsKey(options.seed, "epoch " + std::to_string(epoch)));
     const int64_t *rows = order.data() + batchInEpoch * options.batch;
-    arguments["x"] = gatherImages(data.train, rows, options.batch);
-    arguments["labels"] = gatherLabels(data.train, rows, options.batch);
+    NamedTensors feeds = {{"x", gatherImages(data.train, rows, options.batch)},
+                          {"labels", gatherLabels(data.train, rows, options.batch)}};
 
     auto start = std::chrono::steady_clock::now();
-    double loss;
-#ifdef KILN_HAVE_CPU_BACKEND
-    if (compiled) {
-      cpu::Executable &exe = *compiled->executable;
-      exe.setArgument("x", arguments["x"]);
-      exe.setArgument("labels", arguments["labels"]);
-      exe.run();
-      loss = exe.result(stepLoss).getDouble(0);
-    } else
-#endif
-    {
-      InterpreterResult out = interpret(*step, arguments, Precision::Native);
-      for (auto &[name, value] : out.updated)
-        arguments[name] = std::move(value);
-      loss = out.results[stepLoss].getDouble(0);
-    }
+    double loss = step.step(feeds).at("loss").getDouble(0);
     double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     result.trainSeconds += seconds;
@@ -188,8 +126,8 @@ DigitsTrainingResult trainDigitsMlp(const DigitsSplit &data, const DigitsTrainin
     for (int64_t j = i + 1 - interval; j <= i; ++j)
       meanLoss += result.losses[size_t(j)];
     meanLoss /= double(interval);
-    syncFromExecutable();
-    Score held = evaluate(*eval, evalLoss, evalAccuracy, data.test, arguments);
+    eval.setParams(step.params());
+    Score held = evaluate(eval, data.test);
     char line[160];
     std::snprintf(line, sizeof line,
                   "step %5lld/%lld  epoch %5.1f  loss %.4f  held-out loss %.4f acc %.4f  %.0f "
@@ -201,8 +139,8 @@ DigitsTrainingResult trainDigitsMlp(const DigitsSplit &data, const DigitsTrainin
     intervalSeconds = 0;
   }
 
-  syncFromExecutable();
-  Score final = evaluate(*eval, evalLoss, evalAccuracy, data.test, arguments);
+  eval.setParams(step.params());
+  Score final = evaluate(eval, data.test);
   result.testLoss = final.loss;
   result.testAccuracy = final.accuracy;
   return result;

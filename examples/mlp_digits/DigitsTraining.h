@@ -1,16 +1,15 @@
-// Training an MLP on the digits data set with the reference interpreter.
+// Training an MLP on the digits data set through the C++ API (<kiln/kiln.h>).
 //
-// The model graph (loss and accuracy of one batch) becomes a training step by
-// buildTrainingStep; the step runs batch after batch, each call's `updated`
-// params and optimizer state becoming the next call's arguments. A second
-// graph of the same model, batched over the whole held-out set, shares the
-// param names and scores the trained params.
+// The model graph (loss and accuracy of one batch) becomes a compiled
+// training step (kiln::compileTrainingStep) that runs batch after batch,
+// keeping its params and optimizer state between steps. A second graph of the
+// same model, batched over the whole held-out set and compiled for inference,
+// shares the param names and scores the trained params.
 #pragma once
 
 #include "examples/mlp_digits/Digits.h"
-#include "frontend/nn/Module.h"
 #include "compiler/CpuBackend.h"
-#include "passes/optim/Optimizer.h"
+#include "kiln/kiln.h"
 
 #include <iosfwd>
 #include <memory>

@@ -1,5 +1,6 @@
-// mlp_digits: trains a 64-128-10 MLP on the digits data set with the
-// reference interpreter and reports its accuracy on held-out images.
+// mlp_digits: trains a 64-128-10 MLP on the digits data set through the
+// C++ API (compiled for the CPU, or on the interpreter) and reports its
+// accuracy on held-out images.
 #include "examples/mlp_digits/DigitsTraining.h"
 #include "tools/CommandLine.h"
 
@@ -12,9 +13,9 @@ const char *kUsage = R"(usage: mlp_digits [--steps=N] [--batch=B] [--lr=X] [--op
                   [--seed=S] [--data=PATH] [--target=cpu|interp]
 
 Trains an MLP (64-128-10, ReLU, cross-entropy) on the digits data set (8x8
-images of handwritten digits, examples/data/README.md) with Kiln's reference
-interpreter: the training step is one compiled graph (forward, gradients,
-optimizer update) run once per batch. 360 of the 1797 images are held out by a
+images of handwritten digits, examples/data/README.md) through Kiln's C++ API:
+the training step is one compiled graph (forward, gradients, optimizer update)
+run once per batch, on the CPU or on the reference interpreter (--target). 360 of the 1797 images are held out by a
 fixed shuffle; the rest are trained on in seeded random batches.
 
 options:
