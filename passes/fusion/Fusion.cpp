@@ -26,7 +26,7 @@ class FusionPass final : public Pass {
   PassResult run(Graph &graph) override;
 
   void outline(Graph &graph, const std::vector<Node *> &members,
-               const std::unordered_set<const Node *> &copied);
+               std::unordered_set<const Node *> &copied);
 };
 
 /// A broadcast whose users sit in different kernels is copied into each of
@@ -382,7 +382,7 @@ PassResult FusionPass::run(Graph &graph) {
 }
 
 void FusionPass::outline(Graph &graph, const std::vector<Node *> &members,
-                         const std::unordered_set<const Node *> &copied) {
+                         std::unordered_set<const Node *> &copied) {
   std::unordered_set<const Node *> inGroup(members.begin(), members.end());
   std::vector<Node *> ordered; // members in graph order
   for (const auto &n : graph.nodes())
@@ -461,7 +461,19 @@ void FusionPass::outline(Graph &graph, const std::vector<Node *> &members,
     else if (!inGroup.count(n.get()) && n.get() != fusion)
       order.push_back(n.get());
   }
-  graph.eraseNodesIf([&](const Node &n) { return inGroup.count(&n) > 0; });
+  // A copied broadcast of a member value that is no output is read only in
+  // this kernel (where it is copied): it goes with the members.
+  std::unordered_set<const Node *> gone = inGroup;
+  for (const auto &n : graph.nodes())
+    if (copied.count(n.get()) && !inGroup.count(n.get()) && n->operand(0)->node &&
+        inGroup.count(n->operand(0)->node) &&
+        std::find(outputs.begin(), outputs.end(), n->operand(0)->node) == outputs.end()) {
+      gone.insert(n.get());
+      copied.erase(n.get());
+    }
+  order.erase(std::remove_if(order.begin(), order.end(), [&](Node *n) { return gone.count(n) > 0; }),
+              order.end());
+  graph.eraseNodesIf([&](const Node &n) { return gone.count(&n) > 0; });
   graph.reorderNodes(order);
   if (outputs.size() > 1)
     graph.sortNodesTopologically();
