@@ -137,7 +137,7 @@ void Lowering::libraryParams(const Node &node, Step &step) const {
 /// The kernel request for `node`, whose step has its buffers: which operands
 /// share a result's buffer (in place) and whether any overlap otherwise.
 KernelRequest kernelRequest(const Node &node, const Step &step, std::string name) {
-  KernelRequest request{&node, std::move(name), {}, false};
+  KernelRequest request{&node, std::move(name), {}, false, {}};
   std::vector<BufferRef> results{step.result};
   results.insert(results.end(), step.extraResults.begin(), step.extraResults.end());
   std::vector<const Value *> resultValues{node.result()};
@@ -151,6 +151,8 @@ KernelRequest kernelRequest(const Node &node, const Step &step, std::string name
       bool sameSpace = a.space == b.space && (a.space == BufferRef::Space::Arena || a.argument == b.argument);
       if (!sameSpace || a.offset + a.bytes <= b.offset || b.offset + b.bytes <= a.offset)
         continue; // disjoint
+      request.overlappedOperands.resize(results.size());
+      request.overlappedOperands[r].push_back(i);
       bool exact = a.offset == b.offset && a.bytes == b.bytes && r < resultValues.size() &&
                    node.operand(i)->type.dtype == resultValues[r]->type.dtype;
       if (exact && shared < 0)

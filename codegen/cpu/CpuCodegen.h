@@ -27,6 +27,9 @@ struct KernelRequest {
   /// Whether some operand and result buffers overlap other than exactly as
   /// `inPlace` says: then the pointers may alias and are not marked noalias.
   bool overlapping = false;
+  /// Per result (may be shorter: none): the operands whose buffers overlap
+  /// its buffer. A multi-output kernel must read them before writing it.
+  std::vector<std::vector<size_t>> overlappedOperands;
 };
 
 /// How the runtime may run a kernel: `iterations` rows of its outermost loop,
