@@ -6,6 +6,7 @@
 #include "compiler/GradCheck.h"
 #include "compiler/TrainingStep.h"
 #include "ir/ArgumentValues.h"
+#include "ir/Dot.h"
 #include "ir/Graph.h"
 #include "ir/GraphEdit.h"
 #include "ir/Interpreter.h"
@@ -37,13 +38,13 @@ commands:
 
   compile FILE [--train --optimizer=sgd|momentum|nesterov|adam|adamw [--lr=X]
                [--momentum=X] [--weight-decay=X] [--clip-norm=X] [--loss=NAME]]
-               [--graph=NAME] [--emit=kir|json|mlir] [-o OUT] [pipeline flags]
+               [--graph=NAME] [--emit=kir|json|mlir|dot] [-o OUT] [pipeline flags]
       Compiles a graph. With --train the result is the whole training step:
       forward, loss, gradients of every param and the optimizer update, as
       one graph with `update`s (the learning rate is its input `lr`, with
       --lr as default); that is the stage `train`. Then the pipeline runs:
       --passes, else the default pipeline. --emit=kir (default) or json
-      writes the graph.
+      writes the graph; dot: as a Graphviz digraph (fusions as clusters).
 
   check-grad FILE [--inputs=FEEDS] [--tol=1e-6] [--seed=N]
                   [--elements=N] [--loss=NAME] [--graph=NAME]
@@ -415,8 +416,8 @@ int compileCommand(const kiln::CommandLine &cl) {
     kiln::throwError("", "compile expects one input file; see --help");
   const std::string file = cl.positional()[0];
   std::string emit = cl.get("--emit", "kir");
-  if (emit != "kir" && emit != "json" && emit != "mlir")
-    kiln::throwError("", "--emit must be kir, json or mlir, got '" + emit + "'");
+  if (emit != "kir" && emit != "json" && emit != "mlir" && emit != "dot")
+    kiln::throwError("", "--emit must be kir, json, mlir or dot, got '" + emit + "'");
   for (const char *trainOnly : {"--optimizer", "--lr", "--momentum", "--weight-decay",
                                 "--clip-norm", "--loss"})
     if (cl.has(trainOnly) && !cl.has("--train"))
@@ -444,7 +445,7 @@ int compileCommand(const kiln::CommandLine &cl) {
   passManager.run(out, passes);
   passManager.printTimings();
   if (!reports.empty())
-    std::cout << kiln::reportText(out, reports, cl.get("--report-format") == "json");
+    std::cout << kiln::reportText(out, reports, cl.get("--report-format", "text"));
   if (emit == "mlir") { // the CPU backend's kernels, before lowering to LLVM
     std::string mlir;
     for (const auto &g : out.graphs)
@@ -459,7 +460,9 @@ int compileCommand(const kiln::CommandLine &cl) {
     kiln::writeJsonModule(cl.get("-o"), out);
     return 0;
   }
-  std::string text = emit == "json" ? kiln::printJsonModule(out) : kiln::printModule(out);
+  std::string text = emit == "json"  ? kiln::printJsonModule(out)
+                     : emit == "dot" ? kiln::printDotModule(out) // Graphviz, fusions as clusters
+                                     : kiln::printModule(out);
   if (cl.has("-o"))
     kiln::writeFileAtomically(cl.get("-o"), text);
   else if (reports.empty())
