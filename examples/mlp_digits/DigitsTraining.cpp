@@ -1,11 +1,13 @@
 #include "examples/mlp_digits/DigitsTraining.h"
 
+#include "examples/common/Progress.h"
 #include "frontend/nn/Functional.h"
 #include "ir/Graph.h"
 #include "runtime/Error.h"
 
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <ostream>
 
 namespace kiln::examples {
@@ -80,6 +82,7 @@ DigitsTrainingResult trainDigitsMlp(const DigitsSplit &data, const DigitsTrainin
   CompileOptions compileOptions;
   compileOptions.target = options.compiled ? "cpu" : "interp";
   compileOptions.seed = options.seed;
+  compileOptions.threads = options.threads;
   CompiledTrainingStep step = compileTrainingStep(*buildDigitsMlp(options.batch, options.hidden),
                                                   "loss", optimizer, compileOptions);
   CompiledGraph eval = compile(*buildDigitsMlp(data.test.size(), options.hidden), compileOptions);
@@ -100,7 +103,9 @@ DigitsTrainingResult trainDigitsMlp(const DigitsSplit &data, const DigitsTrainin
   result.losses.reserve(size_t(options.steps));
   const int64_t batchesPerEpoch = trainRows / options.batch;
   std::vector<int64_t> order;
-  double intervalSeconds = 0;
+  std::optional<TrainingProgress> progress;
+  if (log)
+    progress.emplace(*log, options.steps, options.batch, options.liveProgress);
   for (int64_t i = 0; i < options.steps; ++i) {
     int64_t epoch = i / batchesPerEpoch, batchInEpoch = i % batchesPerEpoch;
     if (batchInEpoch == 0)
@@ -114,30 +119,28 @@ DigitsTrainingResult trainDigitsMlp(const DigitsSplit &data, const DigitsTrainin
     double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     result.trainSeconds += seconds;
-    intervalSeconds += seconds;
     result.losses.push_back(loss);
+    if (!progress)
+      continue;
+    progress->step(i + 1, loss, seconds);
 
-    bool report = log && options.logEvery > 0 &&
+    bool report = options.logEvery > 0 &&
                   ((i + 1) % options.logEvery == 0 || i + 1 == options.steps);
     if (!report)
       continue;
-    int64_t interval = i % options.logEvery + 1;
-    double meanLoss = 0;
-    for (int64_t j = i + 1 - interval; j <= i; ++j)
-      meanLoss += result.losses[size_t(j)];
-    meanLoss /= double(interval);
     eval.setParams(step.params());
     Score held = evaluate(eval, data.test);
     char line[160];
     std::snprintf(line, sizeof line,
                   "step %5lld/%lld  epoch %5.1f  loss %.4f  held-out loss %.4f acc %.4f  %.0f "
-                  "examples/s\n",
+                  "samples/s",
                   (long long)(i + 1), (long long)options.steps,
-                  double(i + 1) / double(batchesPerEpoch), meanLoss,
-                  held.loss, held.accuracy, double(interval * options.batch) / intervalSeconds);
-    *log << line << std::flush;
-    intervalSeconds = 0;
+                  double(i + 1) / double(batchesPerEpoch), progress->intervalLoss(), held.loss,
+                  held.accuracy, progress->intervalSamplesPerSecond());
+    progress->line(line);
   }
+  if (progress)
+    progress->finish();
 
   eval.setParams(step.params());
   Score final = evaluate(eval, data.test);

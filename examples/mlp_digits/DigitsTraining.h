@@ -44,7 +44,11 @@ struct DigitsTrainingOptions {
   OptimizerKind optimizer = OptimizerKind::Adam;
   double learningRate = defaultDigitsLearningRate(OptimizerKind::Adam);
   uint64_t seed = 0;     // initial params and batch order
+  int threads = 0;       // CompileOptions::threads
   int64_t logEvery = 100; // a progress line every this many steps; 0: none
+  /// With a log: also a progress bar redrawn in place after every step (for a
+  /// terminal; examples/common/Progress.h).
+  bool liveProgress = false;
   /// Run the training step compiled for the CPU (the default when this build
   /// has the CPU backend) or on the reference interpreter.
   bool compiled = cpuBackendAvailable();
@@ -60,7 +64,9 @@ struct DigitsTrainingResult {
 /// Trains a fresh DigitsMlp on `data.train` for `options.steps` steps of
 /// `options.batch` rows (each epoch a new seeded permutation; a last partial
 /// batch is skipped) and scores it on `data.test`. With `log`, writes a
-/// progress line every `logEvery` steps. The numbers depend only on the data
+/// progress line every `logEvery` steps (the mean training loss since the
+/// last line, the held-out loss and accuracy, samples per second) and, with
+/// `liveProgress`, a bar in between. The numbers depend only on the data
 /// and the options.
 DigitsTrainingResult trainDigitsMlp(const DigitsSplit &data, const DigitsTrainingOptions &options,
                                     std::ostream *log = nullptr);
