@@ -99,7 +99,7 @@ std::string printDotGraph(const Graph &graph) {
   for (size_t i = 0; i < graph.results().size(); ++i) {
     std::string id = "r" + std::to_string(i);
     out += "  " + id + " [shape=plaintext, label=" +
-           quoted("return " + (graph.hasResultName(i) ? graph.resultName(i) : "#" + std::to_string(i))) +
+           quoted("return " + graph.resultName(i)) +
            "];\n";
     out += "  " + ids.at(graph.results()[i]) + " -> " + id + " [label=" +
            quoted(graph.results()[i]->type.toString()) + "];\n";
