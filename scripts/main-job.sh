@@ -11,6 +11,8 @@ bash scripts/build.sh
 echo
 echo "== Training a 64-128-10 MLP on digits (1437 train / 360 held-out images)"
 ./build/examples/mlp_digits
+# TODO(issue 7, lead): then the same model compiled AOT to an executable and
+# run, once `kiln compile --target=cpu -o NAME` (helper `aot`) is on main.
 
 echo
 echo "== The training step of examples/mlp.kir (784-512-512-10, SGD with momentum): simplified,"

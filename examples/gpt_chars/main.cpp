@@ -41,7 +41,9 @@ options:
   --seed=S          initial params, batches and sampling (default 0)
   --threads=N       threads of the CPU kernels (default 0: OpenMP's default)
   --max-loss=X      the bound on the final held-out loss in nats per
-                    character (default 2.0)
+                    character (default 2.0; the default run reaches 1.55. For
+                    scale: the training text's character frequencies score
+                    3.04 on the held-out part, its add-one bigram model 2.29)
   --sample=N        characters to generate (default 400; 0: none)
   --temperature=T   sampling temperature (default 0.8; 0: greedy, the argmax)
   --data=PATH       the text, gzip-compressed or plain (default

@@ -43,13 +43,12 @@ std::string bytesText(int64_t bytes) {
   return text;
 }
 
-/// A fill colour per op kind, from a fixed palette, so that the same op looks
-/// the same across pictures.
-const char *colourOf(OpKind kind) {
-  static const char *palette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
-                                  "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
-  return palette[size_t(kind) % (sizeof palette / sizeof palette[0])];
-}
+/// Fill colours, given to the ops in the order they first own an arena slice.
+const char *const kPalette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
+                                "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
+                                "#a0cbe8", "#ffbe7d", "#8cd17d", "#b6992d", "#499894",
+                                "#86bcb6", "#d37295", "#fabfd2", "#79706e", "#d4a6c8"};
+constexpr size_t kColours = sizeof kPalette / sizeof kPalette[0];
 
 } // namespace
 
@@ -63,6 +62,17 @@ std::string memoryReportSvg(const Graph &graph) {
     if (p.slice.isArena())
       arenaBytes = std::max(arenaBytes, p.slice.end);
 
+  // The ops drawn, in order of first appearance: their colours and the legend.
+  std::vector<OpKind> ops;
+  for (const PlacedValue &p : placed)
+    if (p.slice.isArena() && p.slice.size() > 0 &&
+        std::find(ops.begin(), ops.end(), p.node->kind()) == ops.end())
+      ops.push_back(p.node->kind());
+  auto colourOf = [&](OpKind kind) {
+    return kPalette[size_t(std::find(ops.begin(), ops.end(), kind) - ops.begin()) % kColours];
+  };
+  const size_t legendColumns = 7, legendRows = (ops.size() + legendColumns - 1) / legendColumns;
+
   const double left = 90, top = 40, width = 900, height = 500;
   arenaBytes = (arenaBytes + 63) / 64 * 64; // as --report=memory counts it
   const double column = width / double(end);
@@ -70,7 +80,7 @@ std::string memoryReportSvg(const Graph &graph) {
   std::string out;
   out += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
   out += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(left + width + 20) +
-         "\" height=\"" + num(top + height + 50) + "\" font-family=\"Helvetica, sans-serif\" " +
+         "\" height=\"" + num(top + height + 60 + 18 * double(legendRows)) + "\" font-family=\"Helvetica, sans-serif\" " +
          "font-size=\"12\">\n";
   out += "<title>" + xmlEscape("memory plan of @" + graph.name()) + "</title>\n";
   out += "<text x=\"" + num(left) + "\" y=\"20\" font-size=\"14\">" +
@@ -112,6 +122,13 @@ std::string memoryReportSvg(const Graph &graph) {
            "\" y=\"" + num(y) + "\" width=\"" + num(w) + "\" height=\"" + num(h) + "\" fill=\"" +
            colourOf(p.node->kind()) + "\" fill-opacity=\"0.8\" stroke=\"#333333\" " +
            "stroke-width=\"0.3\"><title>" + xmlEscape(title) + "</title></rect>\n";
+  }
+  for (size_t k = 0; k < ops.size(); ++k) {
+    double x = left + double(k % legendColumns) * 128, y = top + height + 56 + 18 * double(k / legendColumns);
+    out += "<rect class=\"legend\" x=\"" + num(x) + "\" y=\"" + num(y) +
+           "\" width=\"12\" height=\"12\" fill=\"" + colourOf(ops[k]) + "\"/>\n";
+    out += "<text x=\"" + num(x + 16) + "\" y=\"" + num(y + 10) + "\">" +
+           xmlEscape(std::string(opName(ops[k]))) + "</text>\n";
   }
   return out + "</svg>\n";
 }
