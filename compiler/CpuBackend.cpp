@@ -1,10 +1,12 @@
 #include "compiler/CpuBackend.h"
 
 #include "codegen/cpu/CpuCodegen.h"
+#include "ir/ArgumentValues.h"
 #include "ir/Graph.h"
 #include "ir/Verifier.h"
 #include "runtime/Error.h"
 #include "runtime/Program.h"
+#include "runtime/ProgramFile.h"
 #include "runtime/cpu/Executable.h"
 
 #include <unordered_map>
@@ -169,7 +171,8 @@ Program Lowering::run(std::vector<KernelRequest> &requests) {
     ArgumentRole role = arg->role == ArgRole::Input   ? ArgumentRole::Input
                         : arg->role == ArgRole::Param ? ArgumentRole::Param
                                                       : ArgumentRole::State;
-    program.arguments.push_back(ArgumentSpec{arg->name, role, arg->value.type.dtype, arg->value.type.shape});
+    program.arguments.push_back(ArgumentSpec{arg->name, role, arg->value.type.dtype,
+                                             arg->value.type.shape, argumentInit(*arg)});
   }
   int64_t arena = 0;
   size_t number = 0;
@@ -200,6 +203,16 @@ Program Lowering::run(std::vector<KernelRequest> &requests) {
   return program;
 }
 
+/// Sets each kernel step's iteration count and cost from its kernel's schedule.
+void applySchedules(Program &program, const std::vector<KernelSchedule> &schedules) {
+  size_t k = 0;
+  for (Step &step : program.steps)
+    if (step.kind == StepKind::Kernel) {
+      step.iterations = schedules.at(k).iterations;
+      step.iterationCost = schedules.at(k++).iterationCost;
+    }
+}
+
 } // namespace
 
 std::unique_ptr<CpuCompiled> compileForCpu(const Graph &planned) {
@@ -217,6 +230,23 @@ std::unique_ptr<CpuCompiled> compileForCpu(const Graph &planned) {
       step.kernel = compiled->kernels->function(requests[k++].name);
     }
   compiled->executable = std::make_shared<cpu::Executable>(std::move(program));
+  return compiled;
+}
+
+CpuAotCompiled compileForCpuAot(const Graph &planned, CpuCodeOptions options) {
+  std::vector<KernelRequest> requests;
+  CpuAotCompiled compiled;
+  compiled.program = Lowering(planned).run(requests);
+  for (const Step &step : compiled.program.steps)
+    if (step.kind == StepKind::Kernel)
+      compiled.kernelSteps.push_back(step.name);
+  options.programData = [&](const std::vector<KernelSchedule> &schedules) {
+    Program program = compiled.program;
+    applySchedules(program, schedules);
+    return serializeProgram(program);
+  };
+  compiled.code = generateCpuCode(requests, options);
+  applySchedules(compiled.program, compiled.code.schedules);
   return compiled;
 }
 
