@@ -42,8 +42,8 @@ public:
           inner[&body->arguments()[i]->value] = ids.at(node->operand(i));
         size_t cluster = clusters_++;
         out += indent + "subgraph cluster_" + std::to_string(cluster) + " {\n";
-        out += indent + "  label=" + quoted(name + " = fusion : " + node->type().toString()) +
-               ";\n";
+        out +=
+            indent + "  label=" + quoted(name + " = fusion : " + node->type().toString()) + ";\n";
         out += indent + "  style=\"rounded,filled\"; fillcolor=\"#fff4e0\"; color=\"#d08000\";\n";
         writeNodes(*body, inner, id + "_", indent + "  ");
         out += indent + "}\n";
@@ -52,11 +52,14 @@ public:
         continue;
       }
       ids[node->result()] = id;
-      out += indent + id + " [label=" + quoted(name + " " + op) +
-             (node->info().has(OpTrait::Library) ? ", style=\"rounded,filled\", fillcolor=\"#dce6fa\"" : "") + "];\n";
+      out +=
+          indent + id + " [label=" + quoted(name + " " + op) +
+          (node->info().has(OpTrait::Library) ? ", style=\"rounded,filled\", fillcolor=\"#dce6fa\""
+                                              : "") +
+          "];\n";
       for (const Value *operand : node->operands())
-        edges_.push_back(ids.at(operand) + " -> " + id + " [label=" +
-                         quoted(operand->type.toString()) + "];\n");
+        edges_.push_back(ids.at(operand) + " -> " + id +
+                         " [label=" + quoted(operand->type.toString()) + "];\n");
     }
   }
 
@@ -89,27 +92,27 @@ std::string printDotGraph(const Graph &graph) {
   for (const auto &arg : graph.arguments()) {
     std::string id = "a" + std::to_string(a++);
     ids[&arg->value] = id;
-    const char *fill = arg->role == ArgRole::Input ? "#e6f4e6" : arg->role == ArgRole::Param
-                                                                     ? "#fdf2c8"
-                                                                     : "#eeeeee";
-    out += "  " + id + " [shape=ellipse, style=filled, fillcolor=\"" + fill + "\", label=" +
-           quoted("%" + arg->name + " " + std::string(argRoleName(arg->role))) + "];\n";
+    const char *fill = arg->role == ArgRole::Input   ? "#e6f4e6"
+                       : arg->role == ArgRole::Param ? "#fdf2c8"
+                                                     : "#eeeeee";
+    out += "  " + id + " [shape=ellipse, style=filled, fillcolor=\"" + fill +
+           "\", label=" + quoted("%" + arg->name + " " + std::string(argRoleName(arg->role))) +
+           "];\n";
   }
   w.writeNodes(graph, ids, "", "  ");
   for (size_t i = 0; i < graph.results().size(); ++i) {
     std::string id = "r" + std::to_string(i);
-    out += "  " + id + " [shape=plaintext, label=" +
-           quoted("return " + graph.resultName(i)) +
-           "];\n";
-    out += "  " + ids.at(graph.results()[i]) + " -> " + id + " [label=" +
-           quoted(graph.results()[i]->type.toString()) + "];\n";
+    out +=
+        "  " + id + " [shape=plaintext, label=" + quoted("return " + graph.resultName(i)) + "];\n";
+    out += "  " + ids.at(graph.results()[i]) + " -> " + id +
+           " [label=" + quoted(graph.results()[i]->type.toString()) + "];\n";
   }
   for (size_t i = 0; i < graph.updates().size(); ++i) {
     const Update &u = graph.updates()[i];
     std::string id = "u" + std::to_string(i);
     out += "  " + id + " [shape=plaintext, label=" + quoted("update %" + u.target->name) + "];\n";
-    out += "  " + ids.at(u.source) + " -> " + id + " [style=dashed, label=" +
-           quoted(u.source->type.toString()) + "];\n";
+    out += "  " + ids.at(u.source) + " -> " + id +
+           " [style=dashed, label=" + quoted(u.source->type.toString()) + "];\n";
   }
   out += w.takeEdges();
   return out + "}\n";

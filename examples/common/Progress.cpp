@@ -43,7 +43,8 @@ void TrainingProgress::step(int64_t step, double loss, double seconds) {
     bar += '>' + std::string(size_t(kWidth - filled - 1), ' ');
   char text[200];
   std::snprintf(text, sizeof text, "\r[%s] %lld/%lld  loss %.4f  %.0f samples/s\033[K", bar.c_str(),
-                (long long)step, (long long)totalSteps_, intervalLoss(), intervalSamplesPerSecond());
+                (long long)step, (long long)totalSteps_, intervalLoss(),
+                intervalSamplesPerSecond());
   out_ << text << std::flush;
   barShown_ = true;
 }

@@ -1,12 +1,12 @@
 // gpt_chars: a character-level GPT (examples/models, Gpt) trained on the Book
 // of Genesis (examples/data/genesis.txt.gz, public domain) through the C++ API,
 // then sampled from: the compiled forward graph run once per new character.
+#include "examples/common/ExampleMain.h"
 #include "examples/common/Progress.h"
 #include "examples/models/Models.h"
 #include "frontend/nn/Functional.h"
 #include "ir/Graph.h"
 #include "kiln/kiln.h"
-#include "tools/CommandLine.h"
 
 #include <zlib.h>
 
@@ -121,20 +121,6 @@ std::unique_ptr<kiln::Graph> buildLogits(const kiln::examples::GptConfig &config
   return b.finish();
 }
 
-double positiveNumber(const kiln::CommandLine &cl, const std::string &name, double fallback,
-                      bool zeroAllowed = false) {
-  if (!cl.has(name))
-    return fallback;
-  std::string text = cl.get(name);
-  char *end = nullptr;
-  double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end || !(v > 0 || (zeroAllowed && v == 0)) || v > 1e6)
-    kiln::throwError("", "option '" + name + "' expects a " +
-                             (zeroAllowed ? "non-negative" : "positive") + " number, got '" +
-                             text + "'");
-  return v;
-}
-
 int run(int argc, char **argv) {
   kiln::CommandLine cl({"--steps", "--batch", "--lr", "--seed", "--threads", "--max-loss",
                         "--sample", "--temperature", "--data", "--target"},
@@ -148,10 +134,11 @@ int run(int argc, char **argv) {
     kiln::throwError("", "unexpected argument '" + cl.positional()[0] + "' (see --help)");
   const int64_t steps = int64_t(cl.getUnsigned("--steps", 600));
   const int64_t batch = int64_t(cl.getUnsigned("--batch", 16));
-  const double peakLr = positiveNumber(cl, "--lr", 0.003);
-  const double maxLoss = positiveNumber(cl, "--max-loss", 2.0);
+  const double peakLr = kiln::examples::numberOption(cl, "--lr", 0.003);
+  const double maxLoss = kiln::examples::numberOption(cl, "--max-loss", 2.0);
   const int64_t sampleChars = int64_t(cl.getUnsigned("--sample", 400));
-  const double temperature = positiveNumber(cl, "--temperature", 0.8, /*zeroAllowed=*/true);
+  const double temperature =
+      kiln::examples::numberOption(cl, "--temperature", 0.8, /*zeroAllowed=*/true);
   kiln::CompileOptions compileOptions;
   compileOptions.seed = cl.getUnsigned("--seed", 0);
   compileOptions.threads = int(cl.getUnsigned("--threads", 0));
@@ -256,7 +243,8 @@ int run(int argc, char **argv) {
   std::printf("trained %lld steps in %.1f s (%.0f chars/s); held-out loss %.4f nats/char "
               "(%.3f bits), bound %.2f: %s\n",
               (long long)steps, trainSeconds, double(steps * batch * kContext) / trainSeconds,
-              finalLoss, finalLoss / std::log(2.0), maxLoss, finalLoss < maxLoss ? "met" : "MISSED");
+              finalLoss, finalLoss / std::log(2.0), maxLoss,
+              finalLoss < maxLoss ? "met" : "MISSED");
 
   if (sampleChars > 0) {
     // Start a new verse: the context is the held-out text up to the end of a line.
@@ -297,14 +285,5 @@ int run(int argc, char **argv) {
 } // namespace
 
 int main(int argc, char **argv) {
-  try {
-    return run(argc, argv);
-  } catch (const kiln::Error &e) {
-    std::cerr << kiln::toolMessage("gpt_chars", e) << "\n";
-  } catch (const std::bad_alloc &) {
-    std::cerr << "gpt_chars: error: out of memory\n";
-  } catch (const std::exception &e) {
-    std::cerr << "gpt_chars: internal error: " << e.what() << "\n";
-  }
-  return 2;
+  return kiln::examples::exampleMain("gpt_chars", run, argc, argv);
 }

@@ -11,8 +11,10 @@
 #include "compiler/CpuBackend.h"
 #include "kiln/kiln.h"
 
+#include <functional>
 #include <iosfwd>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace kiln {
@@ -60,6 +62,23 @@ struct DigitsTrainingResult {
   double testAccuracy = 0;
   double trainSeconds = 0; // the training steps alone, without evaluation
 };
+
+/// A model of the digits data: its graph for a batch size (results `loss` and
+/// `accuracy`), and the feeds of that graph for some rows of the data. The
+/// graphs of two batch sizes must name their params alike.
+struct DigitsModel {
+  std::string description; // for the log, e.g. "mlp 64-128-10"
+  std::function<std::unique_ptr<Graph>(int64_t batch)> build;
+  std::function<NamedTensors(const DigitsDataset &data, const int64_t *rows, int64_t count)> feeds;
+};
+
+/// The DigitsMlp with `hidden` units, fed `x` and `labels`.
+DigitsModel digitsMlpModel(int64_t hidden);
+
+/// Trains a fresh `model` on `data.train` as trainDigitsMlp does (the
+/// `hidden` option aside) and scores it on `data.test`.
+DigitsTrainingResult trainDigits(const DigitsModel &model, const DigitsSplit &data,
+                                 const DigitsTrainingOptions &options, std::ostream *log = nullptr);
 
 /// Trains a fresh DigitsMlp on `data.train` for `options.steps` steps of
 /// `options.batch` rows (each epoch a new seeded permutation; a last partial

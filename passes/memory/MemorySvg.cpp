@@ -15,11 +15,20 @@ std::string xmlEscape(const std::string &s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-    case '&': out += "&amp;"; break;
-    case '<': out += "&lt;"; break;
-    case '>': out += "&gt;"; break;
-    case '"': out += "&quot;"; break;
-    default: out += c;
+    case '&':
+      out += "&amp;";
+      break;
+    case '<':
+      out += "&lt;";
+      break;
+    case '>':
+      out += "&gt;";
+      break;
+    case '"':
+      out += "&quot;";
+      break;
+    default:
+      out += c;
     }
   }
   return out;
@@ -80,8 +89,8 @@ std::string memoryReportSvg(const Graph &graph) {
   std::string out;
   out += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
   out += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(left + width + 20) +
-         "\" height=\"" + num(top + height + 60 + 18 * double(legendRows)) + "\" font-family=\"Helvetica, sans-serif\" " +
-         "font-size=\"12\">\n";
+         "\" height=\"" + num(top + height + 60 + 18 * double(legendRows)) +
+         "\" font-family=\"Helvetica, sans-serif\" " + "font-size=\"12\">\n";
   out += "<title>" + xmlEscape("memory plan of @" + graph.name()) + "</title>\n";
   out += "<text x=\"" + num(left) + "\" y=\"20\" font-size=\"14\">" +
          xmlEscape("@" + graph.name() + ": arena " + bytesText(arenaBytes) + " (" +
@@ -124,7 +133,8 @@ std::string memoryReportSvg(const Graph &graph) {
            "stroke-width=\"0.3\"><title>" + xmlEscape(title) + "</title></rect>\n";
   }
   for (size_t k = 0; k < ops.size(); ++k) {
-    double x = left + double(k % legendColumns) * 128, y = top + height + 56 + 18 * double(k / legendColumns);
+    double x = left + double(k % legendColumns) * 128,
+           y = top + height + 56 + 18 * double(k / legendColumns);
     out += "<rect class=\"legend\" x=\"" + num(x) + "\" y=\"" + num(y) +
            "\" width=\"12\" height=\"12\" fill=\"" + colourOf(ops[k]) + "\"/>\n";
     out += "<text x=\"" + num(x + 16) + "\" y=\"" + num(y + 10) + "\">" +
