@@ -14,8 +14,9 @@ bool stdoutIsTerminal() {
 }
 
 TrainingProgress::TrainingProgress(std::ostream &out, int64_t totalSteps, int64_t samplesPerStep,
-                                   bool live)
-    : out_(out), totalSteps_(totalSteps), samplesPerStep_(samplesPerStep), live_(live) {}
+                                   std::string unit, bool live)
+    : out_(out), totalSteps_(totalSteps), samplesPerStep_(samplesPerStep), unit_(std::move(unit)),
+      live_(live) {}
 
 double TrainingProgress::intervalLoss() const {
   return intervalSteps_ ? intervalLossSum_ / double(intervalSteps_) : 0.0;
@@ -42,9 +43,9 @@ void TrainingProgress::step(int64_t step, double loss, double seconds) {
   if (filled < kWidth)
     bar += '>' + std::string(size_t(kWidth - filled - 1), ' ');
   char text[200];
-  std::snprintf(text, sizeof text, "\r[%s] %lld/%lld  loss %.4f  %.0f samples/s\033[K", bar.c_str(),
-                (long long)step, (long long)totalSteps_, intervalLoss(),
-                intervalSamplesPerSecond());
+  std::snprintf(text, sizeof text, "\r[%s] %lld/%lld  loss %.4f  %.0f %s/s\033[K", bar.c_str(),
+                (long long)step, (long long)totalSteps_, intervalLoss(), intervalSamplesPerSecond(),
+                unit_.c_str());
   out_ << text << std::flush;
   barShown_ = true;
 }

@@ -16,9 +16,11 @@ bool stdoutIsTerminal();
 
 class TrainingProgress {
 public:
-  /// `totalSteps` steps of `samplesPerStep` samples each (rows, or tokens).
-  /// `live`: redraw a bar on `out` as steps finish (use stdoutIsTerminal()).
-  TrainingProgress(std::ostream &out, int64_t totalSteps, int64_t samplesPerStep, bool live);
+  /// `totalSteps` steps of `samplesPerStep` samples each, which the bar
+  /// calls `unit` (`samples/s`, `chars/s`). `live`: redraw a bar on `out` as
+  /// steps finish (use stdoutIsTerminal()).
+  TrainingProgress(std::ostream &out, int64_t totalSteps, int64_t samplesPerStep,
+                   std::string unit, bool live);
 
   /// Records finished step `step` (1-based) with its loss and the seconds it
   /// took; redraws the bar at most ten times a second and after the last step.
@@ -41,6 +43,7 @@ private:
 
   std::ostream &out_;
   int64_t totalSteps_, samplesPerStep_;
+  std::string unit_;
   bool live_;
   bool barShown_ = false;
   int64_t lastStep_ = 0;

@@ -120,7 +120,7 @@ DigitsTrainingResult trainDigits(const DigitsModel &model, const DigitsSplit &da
   std::vector<int64_t> order;
   std::optional<TrainingProgress> progress;
   if (log)
-    progress.emplace(*log, options.steps, options.batch, options.liveProgress);
+    progress.emplace(*log, options.steps, options.batch, "samples", options.liveProgress);
   for (int64_t i = 0; i < options.steps; ++i) {
     int64_t epoch = i / batchesPerEpoch, batchInEpoch = i % batchesPerEpoch;
     if (batchInEpoch == 0)
