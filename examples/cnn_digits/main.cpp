@@ -12,6 +12,7 @@ namespace {
 
 const char *kUsage = R"(usage: cnn_digits [--steps=N] [--batch=B] [--lr=X] [--optimizer=NAME]
                   [--seed=S] [--data=PATH] [--target=cpu|interp] [--threads=N]
+                  [--save=DIR]
 
 Trains a small CNN on the digits data set, each 8x8 image a 1x8x8 NCHW
 tensor:
@@ -31,6 +32,8 @@ options:
   --threads=N       threads of the CPU kernels (default 0: OpenMP's default)
   --data=PATH       the data set (default examples/data/digits.csv.gz)
   --target=T        cpu (the default when the build has it) or interp
+  --save=DIR        after training, write DIR/model.kir, params.safetensors
+                    and heldout.safetensors, as mlp_digits --save does
 
 Prints a progress line every 100 steps (on a terminal with a bar in between)
 and the held-out accuracy. Exits 0 when it is at least 0.95 (every seed 0..7

@@ -2,8 +2,12 @@
 
 #include "examples/common/ExampleMain.h"
 #include "examples/common/Progress.h"
+#include "ir/Graph.h"
+#include "ir/Printer.h"
+#include "runtime/Safetensors.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 namespace kiln::examples {
@@ -17,7 +21,8 @@ constexpr uint64_t kSplitSeed = 0; // the same held-out images whatever --seed i
 
 int runDigitsExample(const DigitsExample &example, int argc, char **argv) {
   CommandLine cl(
-      {"--steps", "--batch", "--lr", "--optimizer", "--seed", "--data", "--target", "--threads"},
+      {"--steps", "--batch", "--lr", "--optimizer", "--seed", "--data", "--target", "--threads",
+       "--save"},
       {"--help", "-h"});
   cl.parse(argc, argv, 1);
   if (cl.has("--help") || cl.has("-h")) {
@@ -55,7 +60,11 @@ int runDigitsExample(const DigitsExample &example, int argc, char **argv) {
     throwError(path, "has " + std::to_string(all.size()) + " images, but " +
                          std::to_string(kTestRows) + " are held out and some must be left");
   DigitsSplit data = splitDigits(all, kTestRows, kSplitSeed);
-  DigitsTrainingResult result = trainDigits(example.model(options), data, options, &std::cout);
+  std::string saveDir = cl.get("--save");
+  if (cl.has("--save") && saveDir.empty())
+    throwError("", "option '--save' needs a directory");
+  DigitsModel model = example.model(options);
+  DigitsTrainingResult result = trainDigits(model, data, options, &std::cout);
   double samplesPerSecond = double(options.steps * options.batch) / result.trainSeconds;
   bool met = result.testAccuracy >= example.accuracyBound;
   std::printf("trained %lld steps in %.2f s (%.0f samples/s, %s)\n", (long long)options.steps,
@@ -65,6 +74,20 @@ int runDigitsExample(const DigitsExample &example, int argc, char **argv) {
               (long long)(result.testAccuracy * double(data.test.size()) + 0.5),
               (long long)data.test.size(), result.testLoss, example.accuracyBound,
               met ? "met" : "MISSED");
+  if (!saveDir.empty()) {
+    std::error_code error;
+    std::filesystem::create_directories(saveDir, error);
+    if (error)
+      throwError(saveDir, "cannot create the directory: " + error.message());
+    std::vector<int64_t> rows(size_t(data.test.size()));
+    for (int64_t i = 0; i < data.test.size(); ++i)
+      rows[size_t(i)] = i;
+    writeFileAtomically(saveDir + "/model.kir", printGraph(*model.build(data.test.size())));
+    writeSafetensors(saveDir + "/params.safetensors", result.params);
+    writeSafetensors(saveDir + "/heldout.safetensors",
+                     model.feeds(data.test, rows.data(), data.test.size()));
+    std::printf("wrote %s/model.kir, params.safetensors, heldout.safetensors\n", saveDir.c_str());
+  }
   return met ? 0 : 1;
 }
 

@@ -16,10 +16,14 @@ struct DigitsExample {
   std::function<DigitsModel(const DigitsTrainingOptions &)> model;
 };
 
-/// Parses `--steps --batch --lr --optimizer --seed --threads --data --target`
-/// (and `--help`), loads and splits the digits (360 held out by a fixed
-/// shuffle), trains `example.model` with progress lines on stdout (a bar in
-/// between on a terminal), prints the time, throughput and held-out accuracy.
+/// Parses `--steps --batch --lr --optimizer --seed --threads --data --target
+/// --save` (and `--help`), loads and splits the digits (360 held out by a
+/// fixed shuffle), trains `example.model` with progress lines on stdout (a bar
+/// in between on a terminal), prints the time, throughput and held-out
+/// accuracy. With `--save=DIR`, writes what an AOT executable needs to score
+/// the trained model: DIR/model.kir (the model batched over the held-out
+/// set, results `loss` and `accuracy`), DIR/params.safetensors (the trained
+/// params) and DIR/heldout.safetensors (the held-out set as its inputs).
 /// Returns 0 when the accuracy reaches the bound, else 1; throws kiln::Error
 /// for bad options or data.
 int runDigitsExample(const DigitsExample &example, int argc, char **argv);

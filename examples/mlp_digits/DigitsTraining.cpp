@@ -156,7 +156,8 @@ DigitsTrainingResult trainDigits(const DigitsModel &model, const DigitsSplit &da
   if (progress)
     progress->finish();
 
-  eval.setParams(step.params());
+  result.params = step.params();
+  eval.setParams(result.params);
   Score final = evaluate(eval, model, data.test);
   result.testLoss = final.loss;
   result.testAccuracy = final.accuracy;

@@ -61,6 +61,7 @@ struct DigitsTrainingResult {
   double testLoss = 0;
   double testAccuracy = 0;
   double trainSeconds = 0; // the training steps alone, without evaluation
+  NamedTensors params;     // the trained params, by name
 };
 
 /// A model of the digits data: its graph for a batch size (results `loss` and

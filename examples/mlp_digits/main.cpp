@@ -8,6 +8,7 @@ namespace {
 
 const char *kUsage = R"(usage: mlp_digits [--steps=N] [--batch=B] [--lr=X] [--optimizer=NAME]
                   [--seed=S] [--data=PATH] [--target=cpu|interp] [--threads=N]
+                  [--save=DIR]
 
 Trains an MLP (64-128-10, ReLU, cross-entropy) on the digits data set (8x8
 images of handwritten digits, examples/data/README.md) through Kiln's C++ API:
@@ -29,6 +30,11 @@ options:
                     same for the same options
   --data=PATH       the data set, gzip-compressed CSV (default
                     examples/data/digits.csv.gz of the source tree)
+  --save=DIR        after training, write DIR/model.kir (the model over the
+                    held-out set), DIR/params.safetensors (trained params) and
+                    DIR/heldout.safetensors (its inputs): `kiln compile
+                    DIR/model.kir --target=cpu -o NAME` makes an executable
+                    that scores them (`NAME --params=... --inputs=...`)
 
 Prints a progress line every 100 steps (the training loss averaged over them,
 the held-out loss and accuracy, the throughput in samples/s), on a terminal
