@@ -221,14 +221,11 @@ std::unique_ptr<CpuCompiled> compileForCpu(const Graph &planned) {
   auto compiled = std::make_unique<CpuCompiled>();
   compiled->kernels = compileCpuKernels(requests);
   compiled->mlir = compiled->kernels->mlir();
+  applySchedules(program, compiled->kernels->schedules());
   size_t k = 0;
   for (Step &step : program.steps)
-    if (step.kind == StepKind::Kernel) {
-      const KernelSchedule &schedule = compiled->kernels->schedule(k);
-      step.iterations = schedule.iterations;
-      step.iterationCost = schedule.iterationCost;
+    if (step.kind == StepKind::Kernel)
       step.kernel = compiled->kernels->function(requests[k++].name);
-    }
   compiled->executable = std::make_shared<cpu::Executable>(std::move(program));
   return compiled;
 }

@@ -76,7 +76,7 @@ KernelFunction CpuKernels::function(const std::string &name) const {
 
 const std::string &CpuKernels::mlir() const { return impl_->mlirText; }
 
-const KernelSchedule &CpuKernels::schedule(size_t i) const { return impl_->schedules.at(i); }
+const std::vector<KernelSchedule> &CpuKernels::schedules() const { return impl_->schedules; }
 
 namespace {
 

@@ -48,8 +48,8 @@ public:
   KernelFunction function(const std::string &name) const;
   /// The MLIR module before lowering (for --emit=mlir and dumps).
   const std::string &mlir() const;
-  /// The schedule of the i-th requested kernel.
-  const KernelSchedule &schedule(size_t i) const;
+  /// Each requested kernel's schedule, in request order.
+  const std::vector<KernelSchedule> &schedules() const;
 
   struct Impl;
   explicit CpuKernels(std::unique_ptr<Impl> impl);
