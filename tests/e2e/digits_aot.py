@@ -12,17 +12,10 @@ the accuracy meets the example's bound of 0.95.
 import argparse
 import os
 import re
-import subprocess
 import sys
 import tempfile
 
-
-def run(cmd):
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.exit(f"FAILED: {' '.join(cmd)} exited {result.returncode}\n"
-                 f"{result.stdout}\n{result.stderr}")
-    return result.stdout
+from embed_install import run  # a command's stdout; exits with its output when it fails
 
 
 def main():
