@@ -42,13 +42,18 @@ public:
           inner[&body->arguments()[i]->value] = ids.at(node->operand(i));
         size_t cluster = clusters_++;
         out += indent + "subgraph cluster_" + std::to_string(cluster) + " {\n";
-        out +=
-            indent + "  label=" + quoted(name + " = fusion : " + node->type().toString()) + ";\n";
+        // As printed: `%5 = fusion : f32[4]`, `%5:2 = fusion : f32[4], f32[]` for two results.
+        std::string types;
+        for (size_t r = 0; r < node->numResults(); ++r)
+          types += (r ? ", " : "") + node->result(r)->type.toString();
+        std::string results = node->numResults() > 1 ? ":" + std::to_string(node->numResults()) : "";
+        out += indent + "  label=" + quoted(name + results + " = fusion : " + types) + ";\n";
         out += indent + "  style=\"rounded,filled\"; fillcolor=\"#fff4e0\"; color=\"#d08000\";\n";
         writeNodes(*body, inner, id + "_", indent + "  ");
         out += indent + "}\n";
-        // Readers of the fusion read the value its body yields.
-        ids[node->result()] = inner.at(body->results()[0]);
+        // Readers of the fusion's results read the values its body yields.
+        for (size_t r = 0; r < node->numResults(); ++r)
+          ids[node->result(r)] = inner.at(body->results()[r]);
         continue;
       }
       ids[node->result()] = id;

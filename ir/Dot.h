@@ -15,7 +15,8 @@ struct Module;
 /// and the updates (`update %fc1.weight`, dashed) as their own nodes. A
 /// `fusion` node is drawn as a `subgraph cluster_N` (N counts the fusions
 /// from 0) holding its body's nodes: edges enter the cluster at the body
-/// nodes that read each operand and leave it from the node the body yields.
+/// nodes that read each operand and leave it from the nodes the body yields
+/// (one per result of a multi-output fusion, `%5:2 = fusion`).
 /// Deterministic: names and order follow the `.kir` printer (ir/Printer.h).
 std::string printDotGraph(const Graph &graph);
 /// Every graph of `module`, one `digraph` after another (dot draws each).

@@ -65,7 +65,7 @@ std::string memoryReportSvg(const Graph &graph) {
   std::vector<PlacedValue> placed = readMemoryPlan(graph);
   if (placed.empty())
     throwError("@" + graph.name(), "the graph has no memory plan to draw (run plan-memory)");
-  const size_t end = placed.size();
+  const size_t end = graph.nodes().size(); // positions; `end` also means the end of the step
   int64_t arenaBytes = 0;
   for (const PlacedValue &p : placed)
     if (p.slice.isArena())
@@ -112,8 +112,7 @@ std::string memoryReportSvg(const Graph &graph) {
            xmlEscape(bytesText(int64_t(fx * double(arenaBytes) + 0.5))) + "</text>\n";
   }
   // One rectangle per arena value over its live range.
-  for (size_t i = 0; i < end; ++i) {
-    const PlacedValue &p = placed[i];
+  for (const PlacedValue &p : placed) {
     if (!p.slice.isArena() || p.slice.size() == 0)
       continue;
     size_t last = std::min(p.lastUse, end - 1);
@@ -121,7 +120,7 @@ std::string memoryReportSvg(const Graph &graph) {
     double w = std::max(double(last + 1 - p.position) * column, 0.5);
     double y = top + double(p.slice.begin) * scale;
     double h = std::max(double(p.slice.size()) * scale, 0.5);
-    std::string name = "%" + std::to_string(i);
+    std::string name = "%" + std::to_string(p.position) + resultSuffix(*p.value); // as printed
     std::string op(opName(p.node->kind()));
     std::string title = name + " (" + op + "): " + std::to_string(p.slice.size()) +
                         " bytes at offset " + std::to_string(p.slice.begin) + ", live " +
