@@ -6,6 +6,7 @@
 #include "compiler/GradCheck.h"
 #include "compiler/TrainingStep.h"
 #include "ir/ArgumentValues.h"
+#include "ir/Dot.h"
 #include "ir/Graph.h"
 #include "ir/GraphEdit.h"
 #include "ir/Interpreter.h"
@@ -45,17 +46,18 @@ commands:
 
   compile FILE [--train --optimizer=sgd|momentum|nesterov|adam|adamw [--lr=X]
                [--momentum=X] [--weight-decay=X] [--clip-norm=X] [--loss=NAME]]
-               [--graph=NAME] [--emit=kir|json|mlir|llvm|asm|obj] [--target=cpu]
+               [--graph=NAME] [--emit=kir|json|dot|mlir|llvm|asm|obj] [--target=cpu]
                [--cpu=NAME] [-o OUT] [pipeline flags]
       Compiles a graph. With --train the result is the whole training step:
       forward, loss, gradients of every param and the optimizer update, as
       one graph with `update`s (the learning rate is its input `lr`, with
       --lr as default); that is the stage `train`. Then the pipeline runs:
       --passes, else the default pipeline. --emit=kir (default) or json
-      writes the graph; mlir, llvm (after O3) or asm the CPU backend's
-      kernels (with --dump-dir also DIR/kernels/, one file per kernel);
-      obj an object file OUT.o plus its C header OUT.h. --target=cpu -o NAME
-      links a standalone executable (NAME --help). --cpu (or -mcpu) names
+      writes the graph, dot a Graphviz digraph of it (fusions as clusters);
+      mlir, llvm (after O3) or asm the CPU backend's kernels (with
+      --dump-dir also DIR/kernels/, one file per kernel); obj an object
+      file OUT.o plus its C header OUT.h. --target=cpu -o NAME links a
+      standalone executable (NAME --help). --cpu (or -mcpu) names
       the CPU to generate code for (LLVM's names; default: the host).
 
   check-grad FILE [--inputs=FEEDS] [--tol=1e-6] [--seed=N]
@@ -397,13 +399,14 @@ kiln::OptimizerOptions optimizerOptions(const kiln::CommandLine &cl) {
 
 /// Checks the output options of `kiln compile`: --emit, --target, --cpu, -o.
 void checkCompileOutput(const kiln::CommandLine &cl, const std::string &emit) {
-  static const std::set<std::string> emits = {"kir", "json", "mlir", "llvm", "asm", "obj", "exe"};
+  static const std::set<std::string> emits = {"kir",  "json", "dot", "mlir",
+                                              "llvm", "asm",  "obj", "exe"};
   if (!emits.count(emit))
-    kiln::throwError("", "--emit must be kir, json, mlir, llvm, asm or obj, got '" + emit + "'");
+    kiln::throwError("", "--emit must be kir, json, dot, mlir, llvm, asm or obj, got '" + emit + "'");
   std::string target = cl.get("--target", "cpu");
   if (target != "cpu")
     kiln::throwError("", "unknown target '" + target + "' for compile (this build has: cpu)");
-  bool cpuOutput = emit != "kir" && emit != "json";
+  bool cpuOutput = emit != "kir" && emit != "json" && emit != "dot";
   if (cl.has("--target") && !cpuOutput)
     kiln::throwError("", "--target=cpu writes an executable or --emit=mlir|llvm|asm|obj, not --emit=" + emit);
   if ((cl.has("--cpu") || cl.has("-mcpu")) && !cpuOutput)
@@ -567,14 +570,16 @@ int compileCommand(const kiln::CommandLine &cl) {
   passManager.run(out, passes);
   passManager.printTimings();
   if (!reports.empty())
-    std::cout << kiln::reportText(out, reports, cl.get("--report-format") == "json");
-  if (emit != "kir" && emit != "json")
+    std::cout << kiln::reportText(out, reports, cl.get("--report-format", "text"));
+  if (emit != "kir" && emit != "json" && emit != "dot")
     return writeCpuOutput(cl, *out.graphs[0], emit);
   if (emit == "json" && cl.has("-o")) {
     kiln::writeJsonModule(cl.get("-o"), out);
     return 0;
   }
-  std::string text = emit == "json" ? kiln::printJsonModule(out) : kiln::printModule(out);
+  std::string text = emit == "json"  ? kiln::printJsonModule(out)
+                     : emit == "dot" ? kiln::printDotModule(out) // Graphviz, fusions as clusters
+                                     : kiln::printModule(out);
   if (cl.has("-o"))
     kiln::writeFileAtomically(cl.get("-o"), text);
   else if (reports.empty())
