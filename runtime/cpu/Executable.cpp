@@ -574,6 +574,19 @@ std::string formatProfile(const Program &program, const Profile &profile) {
                                     stepKindName(program.steps[i].kind) + " " +
                                     program.steps[i].name);
   row(profile.updateSeconds, "updates");
+  // The same time by kind of entry, largest first.
+  std::map<std::string, std::pair<double, int>> byKind;
+  for (size_t i : order) {
+    auto &[kindSeconds, count] = byKind[stepKindName(program.steps[i].kind)];
+    kindSeconds += profile.stepSeconds[i];
+    ++count;
+  }
+  std::vector<std::pair<std::string, std::pair<double, int>>> kinds(byKind.begin(), byKind.end());
+  std::stable_sort(kinds.begin(), kinds.end(),
+                   [](const auto &a, const auto &b) { return a.second.first > b.second.first; });
+  text += "by kind:\n";
+  for (const auto &[kind, total] : kinds)
+    row(total.first, kind + " (" + std::to_string(total.second) + " entries)");
   return text;
 }
 
