@@ -436,14 +436,5 @@ int run(int argc, char **argv) {
 } // namespace
 
 int main(int argc, char **argv) {
-  try {
-    return run(argc, argv);
-  } catch (const kiln::Error &e) {
-    std::cerr << kiln::toolMessage("kiln-bench", e) << "\n";
-  } catch (const std::bad_alloc &) {
-    std::cerr << "kiln-bench: error: out of memory\n";
-  } catch (const std::exception &e) {
-    std::cerr << "kiln-bench: internal error: " << e.what() << "\n";
-  }
-  return 1;
+  return kiln::runTool("kiln-bench", 1, [&] { return run(argc, argv); });
 }

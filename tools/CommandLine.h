@@ -8,7 +8,9 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
+#include <iostream>
 #include <map>
+#include <new>
 #include <set>
 #include <string>
 #include <vector>
@@ -85,6 +87,21 @@ inline std::string toolMessage(const char *tool, const Error &e) {
   if (message.compare(0, 6, "error:") == 0)
     return std::string(tool) + ": " + message;
   return message;
+}
+
+/// A tool's main: `run()`, with every error reported in one line on stderr
+/// (toolMessage) and `failureCode` returned for it.
+template <typename Run> int runTool(const char *tool, int failureCode, Run run) {
+  try {
+    return run();
+  } catch (const Error &e) {
+    std::cerr << toolMessage(tool, e) << "\n";
+  } catch (const std::bad_alloc &) {
+    std::cerr << tool << ": error: out of memory\n";
+  } catch (const std::exception &e) {
+    std::cerr << tool << ": internal error: " << e.what() << "\n";
+  }
+  return failureCode;
 }
 
 } // namespace kiln
