@@ -318,8 +318,9 @@ std::string megabytes(double bytes) {
 }
 
 void printTable(const json &report) {
-  std::printf("kiln-bench: %d threads (%s) on %s, %u cores; %s\n", report["threads"].get<int>(),
-              report["threads_source"].get<std::string>().c_str(),
+  std::printf("kiln-bench: %d threads (%s; OMP_WAIT_POLICY %s) on %s, %u cores; %s\n",
+              report["threads"].get<int>(), report["threads_source"].get<std::string>().c_str(),
+              report["omp_wait_policy"].get<std::string>().c_str(),
               report["machine"]["cpu"].get<std::string>().c_str(),
               report["machine"]["cores"].get<unsigned>(),
               report["date"].get<std::string>().c_str());
@@ -414,6 +415,8 @@ int run(int argc, char **argv) {
   report["date"] = utcDate();
   report["threads"] = options.threads;
   report["threads_source"] = options.threadsSource;
+  const char *waitPolicy = std::getenv("OMP_WAIT_POLICY");
+  report["omp_wait_policy"] = waitPolicy && *waitPolicy ? waitPolicy : "default";
   report["machine"] = {{"cpu", cpuModel()}, {"cores", std::thread::hardware_concurrency()}};
   report["steps"] = options.steps;
   report["warmup"] = options.warmup;
