@@ -14,7 +14,7 @@
 #include "runtime/Safetensors.h"
 #include "runtime/cpu/Executable.h"
 #include "runtime/cpu/Threads.h"
-#include "tools/CommandLine.h"
+#include "runtime/CommandLine.h"
 
 #include <cblas.h>
 #include <nlohmann/json.hpp>
@@ -454,5 +454,14 @@ int run(int argc, char **argv) {
 } // namespace
 
 int main(int argc, char **argv) {
-  return kiln::runTool("kiln-bench", 1, [&] { return run(argc, argv); });
+  try {
+    return run(argc, argv);
+  } catch (const kiln::Error &e) {
+    std::cerr << kiln::toolMessage("kiln-bench", e) << "\n";
+  } catch (const std::bad_alloc &) {
+    std::cerr << "kiln-bench: error: out of memory\n";
+  } catch (const std::exception &e) {
+    std::cerr << "kiln-bench: internal error: " << e.what() << "\n";
+  }
+  return 1;
 }

@@ -1,10 +1,12 @@
 #include "compiler/CpuBackend.h"
 
 #include "codegen/cpu/CpuCodegen.h"
+#include "ir/ArgumentValues.h"
 #include "ir/Graph.h"
 #include "ir/Verifier.h"
 #include "runtime/Error.h"
 #include "runtime/Program.h"
+#include "runtime/ProgramFile.h"
 #include "runtime/cpu/Executable.h"
 
 #include <unordered_map>
@@ -35,11 +37,11 @@ private:
   BufferRef bufferOf(const Value *v) const {
     if (v->arg)
       return BufferRef{BufferRef::Space::Argument, argIndex_.at(v->arg), 0, bytesOf(v->type)};
-    const Attribute *attr = v->node->attrs().find(kBufferAttr);
-    if (!attr)
+    std::vector<BufferSlice> slices = nodeBuffers(*v->node);
+    if (slices.size() != v->node->numResults())
       throwError(describeNodeLocation(graph_, *v->node),
                  "the CPU backend needs a memory plan: run plan-memory last");
-    const BufferSlice &slice = attr->asBufferSlice();
+    const BufferSlice &slice = slices[v->index];
     if (slice.isArena())
       return BufferRef{BufferRef::Space::Arena, -1, slice.begin, bytesOf(v->type)};
     const Argument *arg = graph_.findArgument(slice.buffer.substr(1));
@@ -132,6 +134,37 @@ void Lowering::libraryParams(const Node &node, Step &step) const {
   }
 }
 
+/// The kernel request for `node`, whose step has its buffers: which operands
+/// share a result's buffer (in place) and whether any overlap otherwise.
+KernelRequest kernelRequest(const Node &node, const Step &step, std::string name) {
+  KernelRequest request{&node, std::move(name), {}, false, {}};
+  std::vector<BufferRef> results{step.result};
+  results.insert(results.end(), step.extraResults.begin(), step.extraResults.end());
+  std::vector<const Value *> resultValues{node.result()};
+  if (const Graph *body = node.body())
+    resultValues.assign(body->results().begin(), body->results().end());
+  for (size_t i = 0; i < step.operands.size(); ++i) {
+    const BufferRef &a = step.operands[i];
+    int shared = -1;
+    for (size_t r = 0; r < results.size(); ++r) {
+      const BufferRef &b = results[r];
+      bool sameSpace = a.space == b.space && (a.space == BufferRef::Space::Arena || a.argument == b.argument);
+      if (!sameSpace || a.offset + a.bytes <= b.offset || b.offset + b.bytes <= a.offset)
+        continue; // disjoint
+      request.overlappedOperands.resize(results.size());
+      request.overlappedOperands[r].push_back(i);
+      bool exact = a.offset == b.offset && a.bytes == b.bytes && r < resultValues.size() &&
+                   node.operand(i)->type.dtype == resultValues[r]->type.dtype;
+      if (exact && shared < 0)
+        shared = int(r);
+      else
+        request.overlapping = true;
+    }
+    request.inPlace.push_back(shared);
+  }
+  return request;
+}
+
 Program Lowering::run(std::vector<KernelRequest> &requests) {
   Program program;
   program.name = graph_.name();
@@ -140,7 +173,8 @@ Program Lowering::run(std::vector<KernelRequest> &requests) {
     ArgumentRole role = arg->role == ArgRole::Input   ? ArgumentRole::Input
                         : arg->role == ArgRole::Param ? ArgumentRole::Param
                                                       : ArgumentRole::State;
-    program.arguments.push_back(ArgumentSpec{arg->name, role, arg->value.type.dtype, arg->value.type.shape});
+    program.arguments.push_back(ArgumentSpec{arg->name, role, arg->value.type.dtype,
+                                             arg->value.type.shape, argumentInit(*arg)});
   }
   int64_t arena = 0;
   size_t number = 0;
@@ -150,14 +184,19 @@ Program Lowering::run(std::vector<KernelRequest> &requests) {
     for (const Value *v : node->operands())
       step.operands.push_back(bufferOf(v));
     step.result = bufferOf(node->result());
-    if (step.result.space == BufferRef::Space::Arena)
-      arena = std::max(arena, step.result.offset + step.result.bytes);
+    for (size_t r = 1; r < node->numResults(); ++r) // a multi-output fusion
+      step.extraResults.push_back(bufferOf(node->result(r)));
+    for (size_t r = 0; r < node->numResults(); ++r) {
+      const BufferRef &written = r ? step.extraResults[r - 1] : step.result;
+      if (written.space == BufferRef::Space::Arena)
+        arena = std::max(arena, written.offset + written.bytes);
+    }
     bool library = node->info().has(OpTrait::Library) && node->kind() != OpKind::Fusion;
     if (library) {
       libraryParams(*node, step);
     } else {
       step.kind = StepKind::Kernel;
-      requests.push_back(KernelRequest{node.get(), "kiln_kernel_" + std::to_string(requests.size())});
+      requests.push_back(kernelRequest(*node, step, "kiln_kernel_" + std::to_string(requests.size())));
     }
     program.steps.push_back(std::move(step));
   }
@@ -171,6 +210,16 @@ Program Lowering::run(std::vector<KernelRequest> &requests) {
   return program;
 }
 
+/// Sets each kernel step's iteration count and cost from its kernel's schedule.
+void applySchedules(Program &program, const std::vector<KernelSchedule> &schedules) {
+  size_t k = 0;
+  for (Step &step : program.steps)
+    if (step.kind == StepKind::Kernel) {
+      step.iterations = schedules.at(k).iterations;
+      step.iterationCost = schedules.at(k++).iterationCost;
+    }
+}
+
 } // namespace
 
 std::unique_ptr<CpuCompiled> compileForCpu(const Graph &planned) {
@@ -179,11 +228,29 @@ std::unique_ptr<CpuCompiled> compileForCpu(const Graph &planned) {
   auto compiled = std::make_unique<CpuCompiled>();
   compiled->kernels = compileCpuKernels(requests);
   compiled->mlir = compiled->kernels->mlir();
+  applySchedules(program, compiled->kernels->schedules());
   size_t k = 0;
   for (Step &step : program.steps)
     if (step.kind == StepKind::Kernel)
       step.kernel = compiled->kernels->function(requests[k++].name);
   compiled->executable = std::make_shared<cpu::Executable>(std::move(program));
+  return compiled;
+}
+
+CpuAotCompiled compileForCpuAot(const Graph &planned, CpuCodeOptions options) {
+  std::vector<KernelRequest> requests;
+  CpuAotCompiled compiled;
+  compiled.program = Lowering(planned).run(requests);
+  for (const Step &step : compiled.program.steps)
+    if (step.kind == StepKind::Kernel)
+      compiled.kernelSteps.push_back(step.name);
+  options.programData = [&](const std::vector<KernelSchedule> &schedules) {
+    Program program = compiled.program;
+    applySchedules(program, schedules);
+    return serializeProgram(program);
+  };
+  compiled.code = generateCpuCode(requests, options);
+  applySchedules(compiled.program, compiled.code.schedules);
   return compiled;
 }
 

@@ -11,7 +11,8 @@ namespace kiln {
 
 /// Appends `request`'s kernel to `module` as a function with the runtime's
 /// kernel signature (runtime/Program.h): `(index begin, index end, memref
-/// operands..., memref results...)`, lowered with bare pointers.
-void emitKernel(mlir::OpBuilder &builder, mlir::ModuleOp module, const KernelRequest &request);
+/// operands..., memref results...)`, lowered with bare pointers. Returns how
+/// the runtime may split its outermost loop.
+KernelSchedule emitKernel(mlir::OpBuilder &builder, mlir::ModuleOp module, const KernelRequest &request);
 
 } // namespace kiln

@@ -11,8 +11,10 @@
 #include "ir/Interpreter.h"
 #include "ir/Parser.h"
 #include "passes/PassManager.h"
+#include "passes/memory/MemoryChecker.h"
 #include "runtime/Safetensors.h"
 #include "runtime/cpu/Executable.h"
+#include "runtime/cpu/Threads.h"
 #include "tests/unit/TestHelpers.h"
 
 #include <gtest/gtest.h>
@@ -150,6 +152,107 @@ TEST_P(CpuTrainingSteps, FollowTheInterpreterForThreeSteps) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Examples, CpuTrainingSteps, testing::Values("mlp", "cnn", "gpt"));
+
+// Kernels whose outermost loop the runtime splits over threads: row
+// reductions (softmax), a sum over outer axes, an expensive value broadcast
+// (materialized once), argmax, index maps (transpose, reshape, slice, pad,
+// concat) and an in-place update. Each runs split (iterations > 1), matches
+// the interpreter, and gives the same bits on 1, 2 and 3 threads.
+const char *kSplitKernels = R"(
+graph @split(%x: f32[64,8,256] input, %b: f32[256] input, %y: f32[256,64] input,
+             %w: f32[64,8,256] param) -> (f32[64,8,256], f32[256], f32[64,8,256], i32[64,8],
+                                         f32[64,4,512], f32[64,8,256]) {
+  %0 = reduce_max %x {axes = [2]} : f32[64,8]
+  %1 = broadcast %0 {dims = [0, 1]} : f32[64,8,256]
+  %2 = sub %x, %1 : f32[64,8,256]
+  %3 = exp %2 : f32[64,8,256]
+  %4 = reduce_sum %3 {axes = [2]} : f32[64,8]
+  %5 = broadcast %4 {dims = [0, 1]} : f32[64,8,256]
+  %6 = div %3, %5 : f32[64,8,256]
+  %7 = reduce_sum %x {axes = [0, 1]} : f32[256]
+  %8 = tanh %b : f32[256]
+  %9 = broadcast %8 {dims = [2]} : f32[64,8,256]
+  %10 = mul %x, %9 : f32[64,8,256]
+  %11 = argmax %x {axis = 2} : i32[64,8]
+  %12 = transpose %y {perm = [1, 0]} : f32[64,256]
+  %13 = reshape %12 : f32[64,4,64]
+  %14 = slice %x {start = [0, 1, 0], limit = [64, 8, 256], stride = [1, 2, 1]} : f32[64,4,256]
+  %15 = pad %13 {low = [0, 0, 1], high = [0, 0, 0]} : f32[64,4,65]
+  %16 = slice %15 {start = [0, 0, 0], limit = [64, 4, 64], stride = [1, 1, 1]} : f32[64,4,64]
+  %17 = concat %14, %13, %16, %13, %16 {axis = 2} : f32[64,4,512]
+  %18 = mul %w, %x : f32[64,8,256]
+  %19 = add %18, %w : f32[64,8,256]
+  update %w, %19
+  return %6, %7, %10, %11, %17, %19
+}
+)";
+
+TEST(CpuBackend, SplitKernelsGiveTheSameBitsOnAnyThreadCount) {
+  Module module = parseModule(kSplitKernels, "split.kir");
+  const Graph &graph = *module.graphs[0];
+  TensorMap args;
+  for (const auto &a : graph.arguments())
+    args[a->name] = defaultArgumentValue(*a, 11);
+  InterpreterResult want = interpret(graph, args, Precision::Native);
+  std::unique_ptr<Graph> planned = cloneGraph(graph);
+  auto compiled = compileAndSet(*planned, args);
+  cpu::Executable &exe = *compiled->executable;
+  size_t split = 0;
+  for (const Step &step : exe.program().steps)
+    split += step.kind == StepKind::Kernel && step.iterations > 1;
+  EXPECT_GE(split, 4u) << "kernels the runtime may split";
+
+  int saved = cpu::numThreads();
+  std::vector<std::string> bits;
+  for (int threads : {1, 2, 3}) {
+    cpu::setNumThreads(threads);
+    exe.setArgument("w", args.at("w"));
+    exe.run();
+    std::string all;
+    for (size_t i = 0; i < want.results.size(); ++i) {
+      HostTensor r = exe.result(i);
+      expectClose(r, want.results[i], 1e-5, "result " + std::to_string(i) + " on " + std::to_string(threads));
+      all.append(static_cast<const char *>(r.data()), r.byteSize());
+    }
+    HostTensor w = exe.argument("w");
+    expectClose(w, want.updated.at("w"), 1e-5, "w");
+    all.append(static_cast<const char *>(w.data()), w.byteSize());
+    bits.push_back(all);
+  }
+  cpu::setNumThreads(saved);
+  EXPECT_EQ(bits[0], bits[1]);
+  EXPECT_EQ(bits[0], bits[2]);
+}
+
+// A multi-output kernel whose first result takes its operand's slice while
+// another result, of another shape (so another loop nest), still reads the
+// operand. The memory checker refuses this plan today (the operand has a
+// non-elementwise reader), but the kernel must be right whatever the plan:
+// it may not overwrite the operand before that read.
+const char *kInPlaceSiblings = R"(
+graph @siblings(%x: f32[64,256] input) -> (f32[256,64], f32[64,256]) {
+  %0 = neg %x {buffer = arena[0:65536]} : f32[64,256]
+  %1:2 = fusion %0 {kind = "loop", buffer = [arena[0:65536], arena[65536:131072]]} : f32[64,256], f32[256,64] {
+    %0 = transpose %arg0 {perm = [1, 0]} : f32[256,64]
+    %1 = exp %arg0 : f32[64,256]
+    yield %1, %0
+  }
+  return %1#1, %1#0
+}
+)";
+
+TEST(CpuBackend, MultiOutputKernelsReadOperandsBeforeOverwritingThem) {
+  Module module = parseModule(kInPlaceSiblings, "siblings.kir");
+  const Graph &graph = *module.graphs[0];
+  ASSERT_NE(checkMemoryPlan(graph), "");
+  TensorMap args{{"x", defaultArgumentValue(*graph.arguments()[0], 4)}};
+  InterpreterResult want = interpret(graph, args, Precision::Native);
+  std::unique_ptr<CpuCompiled> compiled = compileForCpu(graph);
+  compiled->executable->setArgument("x", args.at("x"));
+  compiled->executable->run();
+  for (size_t i = 0; i < want.results.size(); ++i)
+    expectClose(compiled->executable->result(i), want.results[i], 1e-6, "result " + std::to_string(i));
+}
 
 TEST(CpuBackend, RunsTheSameTwiceBitForBit) {
   std::unique_ptr<Graph> step = smallTrainingStep("mlp", OptimizerKind::Momentum);
