@@ -20,6 +20,7 @@
 #include "AotLink.h"
 #include "runtime/cpu/AotHeader.h"
 #include "runtime/cpu/Executable.h"
+#include "runtime/cpu/Threads.h"
 #endif
 
 #include <cctype>
@@ -71,6 +72,7 @@ commands:
   run FILE [--target=interp|cpu] [--train --optimizer=NAME [--lr=X] ...] [--graph=NAME] [--inputs=FEEDS]
            [--seed=N] [--steps=N] [--precision=native|f64]
            [--output=OUT.safetensors] [--check-numerics] [--memory-limit=BYTES]
+           [--profile] [--trace=FILE.json]
       Runs a graph and prints a summary of its results. --inputs is a comma
       list of FILE.safetensors and NAME=FILE.npy entries and may give any
       graph argument by name (inputs, params, state); the others get seeded
@@ -81,6 +83,10 @@ commands:
       --check-numerics stops at the first argument or node holding a NaN or
       infinity; a graph whose live values in the interpreter would exceed
       --memory-limit (default: the physical memory) is refused before it runs.
+      --profile (--target=cpu) prints the time of every step entry (kernel
+      or library call) per run, slowest first, over the runs after the first
+      (all of them with --steps=1); --trace=FILE.json writes the last run's
+      entries as a Chrome trace (Perfetto, chrome://tracing).
 )";
 
 using kiln::HostTensor;
@@ -216,9 +222,14 @@ int runOnCpu(const kiln::CommandLine &cl) {
   std::printf("@%s compiled for the CPU in %.0f ms (%zu steps, arena %lld bytes)\n",
               graph->name().c_str(), compileMs, exe.program().steps.size(),
               (long long)exe.program().arenaBytes);
+  // Profiled: every run after the first (which pays for page faults), or
+  // the one run of --steps=1.
+  bool profiling = cl.has("--profile") || cl.has("--trace");
+  kiln::cpu::Profile profile;
+  profile.trace = cl.has("--trace");
   for (uint64_t step = 0; step < steps; ++step) {
     auto start = std::chrono::steady_clock::now();
-    exe.run();
+    exe.run(profiling && (step > 0 || steps == 1) ? &profile : nullptr);
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     if (steps > 1) {
       std::string line = "step " + std::to_string(step + 1) + "/" + std::to_string(steps);
@@ -250,6 +261,11 @@ int runOnCpu(const kiln::CommandLine &cl) {
       outputs[u.target->name] = exe.argument(u.target->name);
     kiln::writeSafetensors(cl.get("--output"), outputs);
   }
+  if (cl.has("--profile"))
+    std::cout << "profile of @" << graph->name() << ", " << kiln::cpu::numThreads() << " threads:\n"
+              << kiln::cpu::formatProfile(exe.program(), profile);
+  if (cl.has("--trace"))
+    kiln::writeFileAtomically(cl.get("--trace"), kiln::cpu::formatChromeTrace(exe.program(), profile));
   return 0;
 #endif
 }
@@ -284,6 +300,8 @@ int runCommand(const kiln::CommandLine &cl) {
   std::string target = cl.get("--target", "interp");
   if (target == "cpu" && (cl.has("--check-numerics") || cl.has("--memory-limit")))
     kiln::throwError("", "--check-numerics and --memory-limit are options of --target=interp");
+  if (target != "cpu" && (cl.has("--profile") || cl.has("--trace")))
+    kiln::throwError("", "--profile and --trace are options of --target=cpu");
   if (target == "cpu")
     return runOnCpu(cl);
   if (target != "interp")
@@ -653,8 +671,8 @@ int run(int argc, char **argv) {
   if (command == "run") {
     kiln::CommandLine cl({"--target", "--graph", "--inputs", "--seed", "--steps", "--precision",
                           "--optimizer", "--lr", "--momentum", "--weight-decay", "--clip-norm", "--loss",
-                          "--output", "--memory-limit"},
-                         {"--train", "--check-numerics"});
+                          "--output", "--memory-limit", "--trace"},
+                         {"--train", "--check-numerics", "--profile"});
     cl.parse(argc, argv, 2);
     return runCommand(cl);
   }
