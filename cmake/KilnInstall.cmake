@@ -15,6 +15,12 @@ set(KILN_EXPORTED_LIBRARIES kiln_api kiln_compiler kiln_passes kiln_frontend kil
 if(KILN_ENABLE_CPU_BACKEND)
   list(APPEND KILN_EXPORTED_LIBRARIES kiln_codegen_cpu kiln_runtime_cpu)
 endif()
+# A sanitized build's libraries need the sanitizer runtimes in whatever links them.
+if(KILN_SANITIZE)
+  foreach(library ${KILN_EXPORTED_LIBRARIES})
+    target_link_options(${library} INTERFACE ${KILN_SANITIZE_FLAGS})
+  endforeach()
+endif()
 install(TARGETS ${KILN_EXPORTED_LIBRARIES} EXPORT KilnTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})

@@ -8,6 +8,7 @@
 #include "ir/Graph.h"
 #include "runtime/Error.h"
 #include "runtime/Random.h"
+#include "runtime/Safetensors.h"
 
 #include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
 #include "mlir/Conversion/ControlFlowToLLVM/ControlFlowToLLVM.h"
@@ -25,7 +26,6 @@
 #include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
-#include "mlir/ExecutionEngine/ExecutionEngine.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -37,11 +37,15 @@
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Transforms/Passes.h"
 
+#include "llvm/Config/llvm-config.h"
+#include "llvm/ExecutionEngine/Orc/ExecutionUtils.h"
+#include "llvm/ExecutionEngine/Orc/LLJIT.h"
 #include "llvm/IR/Constants.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
 #include "llvm/MC/MCSubtargetInfo.h"
 #include "llvm/MC/TargetRegistry.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/Target/TargetMachine.h"
@@ -49,6 +53,13 @@
 #include "llvm/TargetParser/SubtargetFeature.h"
 #include "llvm/Transforms/Utils/Cloning.h"
 
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
 #include <unordered_map>
 
 namespace kiln {
@@ -56,23 +67,25 @@ namespace kiln {
 using namespace mlir;
 
 struct CpuKernels::Impl {
-  std::unique_ptr<MLIRContext> context;
-  std::unique_ptr<ExecutionEngine> engine;
+  std::unique_ptr<llvm::orc::LLJIT> jit;
   std::string mlirText;
   std::vector<KernelSchedule> schedules;
+  bool fromCache = false;
 };
 
 CpuKernels::CpuKernels(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 CpuKernels::~CpuKernels() = default;
 
 KernelFunction CpuKernels::function(const std::string &name) const {
-  llvm::Expected<void *> address = impl_->engine->lookup(name);
+  llvm::Expected<llvm::orc::ExecutorAddr> address = impl_->jit->lookup(name);
   if (!address) {
-    llvm::consumeError(address.takeError());
-    throwError("", "no compiled kernel named '" + name + "'");
+    std::string why = llvm::toString(address.takeError());
+    throwError("", "no compiled kernel named '" + name + "': " + why);
   }
-  return reinterpret_cast<KernelFunction>(*address);
+  return address->toPtr<KernelFunction>();
 }
+
+bool CpuKernels::fromCache() const { return impl_->fromCache; }
 
 const std::string &CpuKernels::mlir() const { return impl_->mlirText; }
 
@@ -232,31 +245,225 @@ void addProgramSymbols(llvm::Module &module, const std::vector<KernelRequest> &k
 
 } // namespace
 
-std::unique_ptr<CpuKernels> compileCpuKernels(const std::vector<KernelRequest> &kernels) {
-  std::unique_ptr<llvm::TargetMachine> machine = targetMachine("");
-  auto impl = std::make_unique<CpuKernels::Impl>();
-  impl->context = makeContext();
-  OwningOpRef<ModuleOp> module = buildModule(*impl->context, kernels, impl->mlirText, impl->schedules);
-  lowerToLLVM(*module, *impl->context);
-  ExecutionEngineOptions options;
-  // The optimizer needs the target machine: without it LLVM's cost models
-  // know no vector registers and the loop vectorizer does nothing.
-  auto transformer = makeOptimizingTransformer(3, 0, machine.get());
-  options.transformer = transformer;
-  options.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Aggressive;
-  auto engine = ExecutionEngine::create(*module, options);
-  if (!engine) {
-    std::string message = llvm::toString(engine.takeError());
-    throwError("", "internal error: JIT compilation failed: " + message);
+namespace {
+
+/// Optimized LLVM IR of `module`'s kernels, lowered and translated, for `machine`.
+std::unique_ptr<llvm::Module> translateAndOptimize(ModuleOp module, MLIRContext &context,
+                                                  llvm::LLVMContext &llvmContext,
+                                                  llvm::TargetMachine &machine) {
+  lowerToLLVM(module, context);
+  std::unique_ptr<llvm::Module> llvmModule = translateModuleToLLVMIR(module, llvmContext, "kiln_kernels");
+  if (!llvmModule)
+    throwError("", "internal error: translating the kernels to LLVM IR failed");
+  llvmModule->setTargetTriple(machine.getTargetTriple().str());
+  llvmModule->setDataLayout(machine.createDataLayout());
+  if (llvm::Error error = makeOptimizingTransformer(3, 0, &machine)(llvmModule.get()))
+    throwError("", "internal error: LLVM optimization failed: " + llvm::toString(std::move(error)));
+  return llvmModule;
+}
+
+/// Object files for `kernels` on the host: the kernels split into contiguous
+/// parts of about equal size, each generated, lowered, optimized and
+/// compiled on its own thread with its own MLIR and LLVM contexts.
+std::vector<std::string> compileObjects(const std::vector<KernelRequest> &kernels) {
+  size_t threads = std::max<size_t>(1, std::thread::hardware_concurrency());
+  size_t parts = std::min(threads, std::max<size_t>(1, kernels.size() / 4));
+  std::vector<size_t> weight(kernels.size(), 1);
+  size_t total = 0;
+  for (size_t i = 0; i < kernels.size(); ++i) {
+    if (const Graph *body = kernels[i].node->body())
+      weight[i] += body->nodes().size();
+    total += weight[i];
   }
-  impl->engine = std::move(*engine);
-  impl->engine->registerSymbols([](llvm::orc::MangleAndInterner interner) {
-    llvm::orc::SymbolMap symbols;
-    symbols[interner("kiln_rng_uniform")] = {llvm::orc::ExecutorAddr::fromPtr(&kiln_rng_uniform),
-                                             llvm::JITSymbolFlags::Exported};
-    return symbols;
-  });
-  return std::make_unique<CpuKernels>(std::move(impl));
+  std::vector<std::vector<KernelRequest>> groups(parts);
+  for (size_t i = 0, part = 0, sum = 0; i < kernels.size(); ++i) {
+    groups[part].push_back(kernels[i]);
+    sum += weight[i];
+    if (part + 1 < parts && sum * parts >= total * (part + 1))
+      ++part;
+  }
+  std::vector<std::string> objects(parts);
+  std::vector<std::string> errors(parts);
+  auto compilePart = [&](size_t part) {
+    try {
+      std::unique_ptr<llvm::TargetMachine> machine = targetMachine("");
+      std::unique_ptr<MLIRContext> context = makeContext();
+      std::string text;
+      std::vector<KernelSchedule> schedules;
+      OwningOpRef<ModuleOp> module = buildModule(*context, groups[part], text, schedules);
+      llvm::LLVMContext llvmContext;
+      std::unique_ptr<llvm::Module> llvmModule = translateAndOptimize(*module, *context, llvmContext, *machine);
+      objects[part] = emitMachineCode(*llvmModule, *machine, llvm::CodeGenFileType::ObjectFile);
+    } catch (const std::exception &e) {
+      errors[part] = e.what();
+    }
+  };
+  std::vector<std::thread> workers;
+  for (size_t part = 1; part < parts; ++part)
+    workers.emplace_back(compilePart, part);
+  compilePart(0);
+  for (std::thread &t : workers)
+    t.join();
+  for (const std::string &error : errors)
+    if (!error.empty())
+      throw Error(error);
+  return objects;
+}
+
+// --- The kernel cache ---------------------------------------------------------
+//
+// Compiled kernels are kept on disk, keyed by a hash of everything that
+// decides the machine code: the kernels' MLIR, the host CPU and its features,
+// the LLVM version, this format's version and the build of this file (which
+// holds the lowering pipeline: a rebuilt Kiln never reuses older code). A file holds the objects of one
+// program: "kiln-cpu-objects 1\n", the count, then each object's size and bytes.
+// A damaged or foreign file is a miss (and is rewritten).
+
+constexpr const char *kCacheMagic = "kiln-cpu-objects 1\n";
+
+/// Two 64-bit FNV-1a hashes with different offsets, as 32 hex digits.
+std::string cacheKey(const std::string &mlirText) {
+  std::string features;
+  for (const auto &feature : llvm::sys::getHostCPUFeatures())
+    features += (feature.second ? "+" : "-") + feature.first().str() + ",";
+  std::string all = mlirText + "\n" + hostCpuName() + "\n" + features + "\n" LLVM_VERSION_STRING "\n" +
+                    kCacheMagic + __DATE__ " " __TIME__;
+  uint64_t a = 14695981039346656037ull, b = 1099511628211ull * 31;
+  for (unsigned char c : all) {
+    a = (a ^ c) * 1099511628211ull;
+    b = (b ^ c) * 1099511628211ull + 0x9e3779b97f4a7c15ull;
+  }
+  char key[33];
+  std::snprintf(key, sizeof key, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
+  return key;
+}
+
+/// The cache folder: $KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln, else
+/// ~/.cache/kiln; empty (no cache) when KILN_CACHE_DIR is "off" or there is no home.
+std::filesystem::path cacheDirectory() {
+  if (const char *dir = std::getenv("KILN_CACHE_DIR"))
+    return std::string(dir) == "off" || !*dir ? std::filesystem::path() : std::filesystem::path(dir) / "cpu";
+  if (const char *xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
+    return std::filesystem::path(xdg) / "kiln" / "cpu";
+  if (const char *home = std::getenv("HOME"); home && *home)
+    return std::filesystem::path(home) / ".cache" / "kiln" / "cpu";
+  return {};
+}
+
+std::optional<std::vector<std::string>> readCache(const std::filesystem::path &file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in)
+    return std::nullopt;
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string magic = kCacheMagic;
+  if (bytes.compare(0, magic.size(), magic) != 0)
+    return std::nullopt;
+  size_t at = magic.size();
+  auto number = [&]() -> std::optional<uint64_t> {
+    if (bytes.size() - at < 8)
+      return std::nullopt;
+    uint64_t v = 0;
+    std::memcpy(&v, bytes.data() + at, 8);
+    at += 8;
+    return v;
+  };
+  std::optional<uint64_t> count = number();
+  if (!count || *count == 0 || *count > 4096)
+    return std::nullopt;
+  std::vector<std::string> objects;
+  for (uint64_t i = 0; i < *count; ++i) {
+    std::optional<uint64_t> size = number();
+    if (!size || *size > bytes.size() - at)
+      return std::nullopt;
+    objects.push_back(bytes.substr(at, *size));
+    at += *size;
+  }
+  if (at != bytes.size())
+    return std::nullopt;
+  return objects;
+}
+
+/// Best effort: a cache that cannot be written is no cache.
+void writeCache(const std::filesystem::path &file, const std::vector<std::string> &objects) {
+  std::string bytes = kCacheMagic;
+  auto number = [&](uint64_t v) { bytes.append(reinterpret_cast<const char *>(&v), 8); };
+  number(objects.size());
+  for (const std::string &object : objects) {
+    number(object.size());
+    bytes += object;
+  }
+  try {
+    std::filesystem::create_directories(file.parent_path());
+    writeFileAtomically(file.string(), bytes);
+  } catch (const std::exception &) {
+  }
+}
+
+/// A JIT holding `objects`, resolving kiln_rng_uniform and the process's
+/// symbols (libm); null with `error` set when an object does not load.
+std::unique_ptr<llvm::orc::LLJIT> loadObjects(const std::vector<std::string> &objects, std::string &error) {
+  auto builder = llvm::orc::JITTargetMachineBuilder::detectHost();
+  if (!builder) {
+    error = llvm::toString(builder.takeError());
+    return nullptr;
+  }
+  auto jit = llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(std::move(*builder)).create();
+  if (!jit) {
+    error = llvm::toString(jit.takeError());
+    return nullptr;
+  }
+  llvm::orc::JITDylib &library = (*jit)->getMainJITDylib();
+  auto process = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
+      (*jit)->getDataLayout().getGlobalPrefix());
+  if (!process) {
+    error = llvm::toString(process.takeError());
+    return nullptr;
+  }
+  library.addGenerator(std::move(*process));
+  llvm::orc::SymbolMap symbols;
+  symbols[(*jit)->mangleAndIntern("kiln_rng_uniform")] = {
+      llvm::orc::ExecutorAddr::fromPtr(&kiln_rng_uniform), llvm::JITSymbolFlags::Exported};
+  if (llvm::Error e = library.define(llvm::orc::absoluteSymbols(std::move(symbols)))) {
+    error = llvm::toString(std::move(e));
+    return nullptr;
+  }
+  for (const std::string &object : objects)
+    if (llvm::Error e = (*jit)->addObjectFile(llvm::MemoryBuffer::getMemBufferCopy(object, "kiln_kernels.o"))) {
+      error = llvm::toString(std::move(e));
+      return nullptr;
+    }
+  return std::move(*jit);
+}
+
+} // namespace
+
+std::unique_ptr<CpuKernels> compileCpuKernels(const std::vector<KernelRequest> &kernels) {
+  initializeLLVM();
+  auto impl = std::make_unique<CpuKernels::Impl>();
+  {
+    std::unique_ptr<MLIRContext> context = makeContext();
+    buildModule(*context, kernels, impl->mlirText, impl->schedules);
+  }
+  std::filesystem::path directory = cacheDirectory();
+  std::filesystem::path file = directory.empty() ? directory : directory / (cacheKey(impl->mlirText) + ".objects");
+  std::string error;
+  if (!file.empty())
+    if (std::optional<std::vector<std::string>> cached = readCache(file)) {
+      impl->jit = loadObjects(*cached, error);
+      impl->fromCache = impl->jit != nullptr;
+    }
+  if (!impl->jit) {
+    std::vector<std::string> objects = compileObjects(kernels);
+    impl->jit = loadObjects(objects, error);
+    if (!impl->jit)
+      throwError("", "internal error: the JIT cannot load the kernels: " + error);
+    if (!file.empty())
+      writeCache(file, objects);
+  }
+  auto kernelsOut = std::make_unique<CpuKernels>(std::move(impl));
+  for (const KernelRequest &k : kernels) // every symbol resolves now, not at the first step
+    kernelsOut->function(k.name);
+  return kernelsOut;
 }
 
 CpuCode generateCpuCode(const std::vector<KernelRequest> &kernels, const CpuCodeOptions &options) {
@@ -270,16 +477,8 @@ CpuCode generateCpuCode(const std::vector<KernelRequest> &kernels, const CpuCode
       code.kernels.push_back(KernelCode{
           k.name, function ? printed([&](llvm::raw_ostream &os) { function.print(os); }) : "", "", ""});
     }
-  lowerToLLVM(*module, *context);
-
   llvm::LLVMContext llvmContext;
-  std::unique_ptr<llvm::Module> llvmModule = translateModuleToLLVMIR(*module, llvmContext, "kiln_kernels");
-  if (!llvmModule)
-    throwError("", "internal error: translating the kernels to LLVM IR failed");
-  llvmModule->setTargetTriple(machine->getTargetTriple().str());
-  llvmModule->setDataLayout(machine->createDataLayout());
-  if (llvm::Error error = makeOptimizingTransformer(3, 0, machine.get())(llvmModule.get()))
-    throwError("", "internal error: LLVM optimization failed: " + llvm::toString(std::move(error)));
+  std::unique_ptr<llvm::Module> llvmModule = translateAndOptimize(*module, *context, llvmContext, *machine);
 
   if (options.llvm)
     code.llvm = printed([&](llvm::raw_ostream &os) { llvmModule->print(os, nullptr); });

@@ -53,6 +53,8 @@ public:
   const std::string &mlir() const;
   /// Each requested kernel's schedule, in request order.
   const std::vector<KernelSchedule> &schedules() const;
+  /// Whether the machine code came from the kernel cache (docs/backends.md).
+  bool fromCache() const;
 
   struct Impl;
   explicit CpuKernels(std::unique_ptr<Impl> impl);
@@ -61,10 +63,14 @@ private:
   std::unique_ptr<Impl> impl_;
 };
 
-/// Generates every requested kernel into one MLIR module (scf loops over
-/// memrefs; exp/log/tanh/erf through MLIR's polynomial approximations),
-/// lowers it to the LLVM dialect and JIT-compiles it at O3 for the host CPU
-/// (its name and features, as hostCpuName()).
+/// Generates every requested kernel as MLIR (scf loops over memrefs;
+/// exp/log/tanh/erf through MLIR's polynomial approximations), lowers it to
+/// the LLVM dialect and compiles it at O3 for the host CPU (its name and
+/// features, as hostCpuName()) into object code loaded by an ORC JIT. The
+/// kernels are compiled in parts on parallel threads, and the objects are
+/// kept in the kernel cache ($KILN_CACHE_DIR, else ~/.cache/kiln; "off":
+/// none), keyed by a hash of the MLIR, the CPU, its features and the LLVM
+/// version: compiling the same kernels again only loads them.
 /// Every op Kiln's IR allows inside a kernel is supported; anything else is a
 /// kiln::Error naming it (never a silent fallback).
 std::unique_ptr<CpuKernels> compileCpuKernels(const std::vector<KernelRequest> &kernels);

@@ -21,6 +21,10 @@
 #include <nlohmann/json.hpp>
 
 #include <cctype>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
 #include <cmath>
 #include <set>
 
@@ -252,6 +256,42 @@ TEST(CpuBackend, MultiOutputKernelsReadOperandsBeforeOverwritingThem) {
   compiled->executable->run();
   for (size_t i = 0; i < want.results.size(); ++i)
     expectClose(compiled->executable->result(i), want.results[i], 1e-6, "result " + std::to_string(i));
+}
+
+// The kernel cache: a second compile of the same kernels loads them from the
+// cache and runs them the same; a damaged cache file is compiled again.
+TEST(CpuBackend, KernelCacheReloadsTheSameKernels) {
+  std::string dir = testing::TempDir() + "kiln-kernel-cache-" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  const char *saved = std::getenv("KILN_CACHE_DIR");
+  std::string savedValue = saved ? saved : "";
+  ::setenv("KILN_CACHE_DIR", dir.c_str(), 1);
+  Module module = parseModule(kSplitKernels, "split.kir");
+  TensorMap args;
+  for (const auto &a : module.graphs[0]->arguments())
+    args[a->name] = defaultArgumentValue(*a, 12);
+  std::vector<std::string> bits;
+  std::vector<bool> cached;
+  for (int run = 0; run < 3; ++run) {
+    if (run == 2) // damage the one cache file
+      for (const auto &entry : std::filesystem::recursive_directory_iterator(dir))
+        if (entry.is_regular_file())
+          std::ofstream(entry.path(), std::ios::binary | std::ios::trunc) << "kiln-cpu-objects 1\nbroken";
+    std::unique_ptr<Graph> planned = cloneGraph(*module.graphs[0]);
+    auto compiled = compileAndSet(*planned, args);
+    cached.push_back(compiled->kernels->fromCache());
+    compiled->executable->run();
+    HostTensor r = compiled->executable->result(0);
+    bits.emplace_back(static_cast<const char *>(r.data()), r.byteSize());
+  }
+  if (saved)
+    ::setenv("KILN_CACHE_DIR", savedValue.c_str(), 1);
+  else
+    ::unsetenv("KILN_CACHE_DIR");
+  std::filesystem::remove_all(dir);
+  EXPECT_EQ(cached, (std::vector<bool>{false, true, false}));
+  EXPECT_EQ(bits[0], bits[1]);
+  EXPECT_EQ(bits[0], bits[2]);
 }
 
 TEST(CpuBackend, RunsTheSameTwiceBitForBit) {
