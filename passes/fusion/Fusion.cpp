@@ -357,11 +357,13 @@ PassResult FusionPass::run(Graph &graph) {
   std::vector<std::vector<Node *>> kernels = mergeSiblings(graph, groups, copied);
   bool changed = false;
   for (const std::vector<Node *> &members : kernels) {
-    // A lone op is wrapped only to take in a copied broadcast, which then
-    // need not be written out for it.
+    // A lone op is wrapped only to take in a copied broadcast or a constant
+    // (a splat or iota of more than one element), which then need not be
+    // written out for it.
     bool readsCopy = false;
     for (const Value *v : members[0]->operands())
-      readsCopy = readsCopy || (v->node && copied.count(v->node) && !groupOf.count(v->node));
+      readsCopy = readsCopy || (v->node && copied.count(v->node) && !groupOf.count(v->node)) ||
+                  (v->node && isDuplicable(*v->node) && v->type.numElements() > 1);
     if (members.size() < 2 && !readsCopy)
       continue;
     outline(graph, members, copied);
@@ -473,6 +475,9 @@ void FusionPass::outline(Graph &graph, const std::vector<Node *> &members,
     }
   order.erase(std::remove_if(order.begin(), order.end(), [&](Node *n) { return gone.count(n) > 0; }),
               order.end());
+  // Forget erased nodes: a later node may be allocated at the same address.
+  for (const Node *n : gone)
+    copied.erase(n);
   graph.eraseNodesIf([&](const Node &n) { return gone.count(&n) > 0; });
   graph.reorderNodes(order);
   if (outputs.size() > 1)
