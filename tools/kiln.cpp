@@ -3,6 +3,7 @@
 #include "CommandLine.h"
 #include "PipelineFlags.h"
 #include "compiler/CpuBackend.h"
+#include "compiler/CudaBackend.h"
 #include "compiler/GradCheck.h"
 #include "compiler/TrainingStep.h"
 #include "ir/ArgumentValues.h"
@@ -37,13 +38,15 @@ commands:
 
   compile FILE [--train --optimizer=sgd|momentum|nesterov|adam|adamw [--lr=X]
                [--momentum=X] [--weight-decay=X] [--clip-norm=X] [--loss=NAME]]
-               [--graph=NAME] [--emit=kir|json|mlir] [-o OUT] [pipeline flags]
+               [--graph=NAME] [--emit=kir|json|mlir|cuda|ptx] [--arch=sm_90]
+               [-o OUT] [pipeline flags]
       Compiles a graph. With --train the result is the whole training step:
       forward, loss, gradients of every param and the optimizer update, as
       one graph with `update`s (the learning rate is its input `lr`, with
       --lr as default); that is the stage `train`. Then the pipeline runs:
       --passes, else the default pipeline. --emit=kir (default) or json
-      writes the graph.
+      writes the graph; --emit=cuda the CUDA C++ of its GPU kernels, --emit=ptx
+      their PTX from NVRTC for --arch (and --dump-dir gets one .cu per kernel).
 
   check-grad FILE [--inputs=FEEDS] [--tol=1e-6] [--seed=N]
                   [--elements=N] [--loss=NAME] [--graph=NAME]
@@ -410,13 +413,32 @@ kiln::OptimizerOptions optimizerOptions(const kiln::CommandLine &cl) {
   return options;
 }
 
+/// `kiln compile --emit=cuda|ptx`: the GPU kernels of every graph, compiled by
+/// NVRTC for --arch; --dump-dir also gets each kernel's source.
+int emitCuda(const kiln::Module &out, const kiln::CommandLine &cl, const std::string &emit) {
+  std::string text;
+  for (const auto &g : out.graphs) {
+    kiln::CudaCompiled compiled = kiln::compileForCuda(*g, cl.get("--arch", "sm_90"));
+    text += kiln::cudaText(compiled, emit);
+    if (cl.has("--dump-dir"))
+      kiln::dumpCudaKernels(compiled, cl.get("--dump-dir"));
+  }
+  if (cl.has("-o"))
+    kiln::writeFileAtomically(cl.get("-o"), text);
+  else
+    std::cout << text;
+  return 0;
+}
+
 int compileCommand(const kiln::CommandLine &cl) {
   if (cl.positional().size() != 1)
     kiln::throwError("", "compile expects one input file; see --help");
   const std::string file = cl.positional()[0];
   std::string emit = cl.get("--emit", "kir");
-  if (emit != "kir" && emit != "json" && emit != "mlir")
-    kiln::throwError("", "--emit must be kir, json or mlir, got '" + emit + "'");
+  if (emit != "kir" && emit != "json" && emit != "mlir" && emit != "cuda" && emit != "ptx")
+    kiln::throwError("", "--emit must be kir, json, mlir, cuda or ptx, got '" + emit + "'");
+  if (cl.has("--arch") && emit != "cuda" && emit != "ptx")
+    kiln::throwError("", "--arch is an option of --emit=cuda|ptx");
   for (const char *trainOnly : {"--optimizer", "--lr", "--momentum", "--weight-decay",
                                 "--clip-norm", "--loss"})
     if (cl.has(trainOnly) && !cl.has("--train"))
@@ -445,6 +467,8 @@ int compileCommand(const kiln::CommandLine &cl) {
   passManager.printTimings();
   if (!reports.empty())
     std::cout << kiln::reportText(out, reports, cl.get("--report-format") == "json");
+  if (emit == "cuda" || emit == "ptx")
+    return emitCuda(out, cl, emit);
   if (emit == "mlir") { // the CPU backend's kernels, before lowering to LLVM
     std::string mlir;
     for (const auto &g : out.graphs)
@@ -541,7 +565,7 @@ int run(int argc, char **argv) {
   if (command == "compile") {
     kiln::CommandLine cl(kiln::withPipelineValueOptions({"--optimizer", "--lr", "--momentum",
                                                          "--weight-decay", "--clip-norm", "--loss",
-                                                         "--graph", "--emit", "-o"}),
+                                                         "--graph", "--emit", "--arch", "-o"}),
                          kiln::withPipelineFlags({"--train"}));
     cl.parse(argc, argv, 2);
     return compileCommand(cl);
