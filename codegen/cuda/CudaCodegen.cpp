@@ -171,6 +171,7 @@ struct Scope {
   std::string header; // the loop's opening line; empty for the kernel's top
   std::string code;
   std::map<std::string, std::string> memo; // value@coords -> variable
+  bool uniform = true; // every thread of the block runs it alike (block reductions allowed)
 };
 
 class Emitter {
@@ -191,7 +192,7 @@ private:
   }
   /// Opens a loop inside scope `depth` (deeper open scopes are set aside
   /// until closeLoop): code emitted there now lands before them.
-  int openLoop(int depth, const std::string &header) {
+  int openLoop(int depth, const std::string &header, bool uniform = false) {
     suspended_.emplace_back();
     auto &saved = suspended_.back();
     for (size_t d = size_t(depth) + 1; d < chain_.size(); ++d)
@@ -199,6 +200,7 @@ private:
     chain_.resize(size_t(depth) + 1);
     chain_.push_back(std::make_unique<Scope>());
     chain_.back()->header = header;
+    chain_.back()->uniform = uniform && chain_[size_t(depth)]->uniform;
     return depth + 1;
   }
   void closeLoop() {
@@ -523,7 +525,9 @@ std::string Emitter::reduction(const Node &node, const Coords &c, int depth) {
     init = isDouble(t) ? "(-KILN_INF_D)" : "(-KILN_INF_F)";
   else
     init = t == DType::I32 ? "(-2147483647 - 1)" : "(-9223372036854775807LL - 1)";
-  bool cooperative = rowMode_ && depth <= 1;
+  // Block-wide only where every thread of the block runs alike: the kernel's
+  // top and the row loop, not inside another reduction's or a row's loop.
+  bool cooperative = rowMode_ && chain_[size_t(depth)]->uniform;
   std::string a = fresh("acc"), best = fresh("arg");
   line(depth, acc + " " + a + " = " + init + ";");
   if (argmax)
@@ -636,7 +640,7 @@ CudaKernel Emitter::run() {
     kernel.launch.grid = std::clamp<int64_t>(rows, 1, 65535);
     kernel.strategy = "row";
     signature += "__launch_bounds__(" + std::to_string(block) + ") ";
-    int d = openLoop(0, "for (long long row = blockIdx.x; row < " + ll(rows) + "; row += gridDim.x) {");
+    int d = openLoop(0, "for (long long row = blockIdx.x; row < " + ll(rows) + "; row += gridDim.x) {", true);
     Coords rowCoords = unflatten(Coord{"row", d}, rowDims);
     // Per-row results (the shape is the row dims, maybe with trailing 1s):
     // computed by the block, stored by thread 0 after the row's other results.

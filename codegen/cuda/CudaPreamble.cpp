@@ -19,8 +19,13 @@ __device__ __forceinline__ unsigned short kiln_st_bf16(float f) {
   u += 0x7fffu + ((u >> 16) & 1u); // round to nearest even
   return (unsigned short)(u >> 16);
 }
+#ifdef KILN_HOST_EMULATION // the tests run kernels on the host (tests/unit/CudaEmulationTest.cpp)
+__device__ __forceinline__ float kiln_ld_f16(unsigned short h) { _Float16 x; memcpy(&x, &h, 2); return (float)x; }
+__device__ __forceinline__ unsigned short kiln_st_f16(float f) { _Float16 x = (_Float16)f; unsigned short h; memcpy(&h, &x, 2); return h; }
+#else
 __device__ __forceinline__ float kiln_ld_f16(unsigned short h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
 __device__ __forceinline__ unsigned short kiln_st_f16(float f) { unsigned short h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
+#endif
 __device__ __forceinline__ float kiln_round_bf16(float f) { return kiln_ld_bf16(kiln_st_bf16(f)); }
 __device__ __forceinline__ float kiln_round_f16(float f) { return kiln_ld_f16(kiln_st_f16(f)); }
 

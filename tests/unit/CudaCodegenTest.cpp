@@ -100,6 +100,8 @@ std::string caseName(const testing::TestParamInfo<Case> &info) {
   return n;
 }
 
+void PrintTo(const Case &c, std::ostream *os) { *os << c.name << (c.grad ? ".grad" : ""); }
+
 class CudaConformanceCompiles : public testing::TestWithParam<Case> {};
 
 TEST_P(CudaConformanceCompiles, ForSm90AndSm80) {
@@ -118,6 +120,8 @@ struct Example {
   std::string model;
   OptimizerKind optimizer;
 };
+
+void PrintTo(const Example &e, std::ostream *os) { *os << e.model << " " << optimizerName(e.optimizer); }
 
 class CudaTrainingStepCompiles : public testing::TestWithParam<Example> {};
 
