@@ -42,23 +42,6 @@ void writeText(const std::string &path, const std::string &text) {
     throwError(path, "cannot write the file");
 }
 
-const char *stepKindName(StepKind kind) {
-  switch (kind) {
-  case StepKind::Kernel: return "kernel";
-  case StepKind::Matmul: return "matmul (cuBLASLt)";
-  case StepKind::Conv2d: return "conv2d";
-  case StepKind::Conv2dGradInput: return "conv2d_grad_input";
-  case StepKind::Conv2dGradFilter: return "conv2d_grad_filter";
-  case StepKind::MaxPool2d: return "max_pool2d";
-  case StepKind::AvgPool2d: return "avg_pool2d";
-  case StepKind::MaxPool2dGrad: return "max_pool2d_grad";
-  case StepKind::AvgPool2dGrad: return "avg_pool2d_grad";
-  case StepKind::Gather: return "gather";
-  case StepKind::ScatterAdd: return "scatter_add";
-  case StepKind::Copy: return "copy";
-  }
-  return "?";
-}
 
 } // namespace
 
@@ -72,7 +55,9 @@ void dumpCudaKernels(const CudaCompiled &compiled, const std::string &dir) {
   size_t kernel = 0;
   for (size_t s = 0; s < p.program.steps.size(); ++s) {
     const CudaLaunch &l = p.launches[s];
-    table += p.program.steps[s].name + ": " + stepKindName(p.program.steps[s].kind);
+    table += p.program.steps[s].name;
+    if (p.program.steps[s].kind == StepKind::Matmul)
+      table += " -> cuBLASLt";
     if (!l.kernel.empty()) {
       table += " -> " + l.kernel + " (" + p.strategies[kernel++] + ") grid " + std::to_string(l.grid) +
                " block " + std::to_string(l.block);

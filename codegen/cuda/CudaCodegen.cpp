@@ -51,17 +51,6 @@ bool isReduction(OpKind kind) {
   return kind == OpKind::ReduceSum || kind == OpKind::ReduceMax || kind == OpKind::Argmax;
 }
 
-std::string storageType(DType t) {
-  switch (t) {
-  case DType::F32: return "float";
-  case DType::F64: return "double";
-  case DType::BF16: case DType::F16: return "unsigned short";
-  case DType::I32: return "int";
-  case DType::I64: return "long long";
-  case DType::I1: return "unsigned char";
-  }
-  return "float";
-}
 
 std::string computeType(DType t) {
   switch (t) {
@@ -739,9 +728,9 @@ CudaKernel Emitter::run() {
 
   std::string params;
   for (size_t i = 0; i < inputs.size(); ++i)
-    params += (i ? ", const " : "const ") + storageType(inputs[i]->type.dtype) + "* p" + std::to_string(i);
+    params += (i ? ", const " : "const ") + cudaStorageType(inputs[i]->type.dtype) + "* p" + std::to_string(i);
   for (size_t r = 0; r < yields.size(); ++r)
-    params += (params.empty() ? "" : ", ") + storageType(yields[r]->type.dtype) + "* r" + std::to_string(r);
+    params += (params.empty() ? "" : ", ") + cudaStorageType(yields[r]->type.dtype) + "* r" + std::to_string(r);
   kernel.launch.kernel = name_;
   kernel.source = "// " + std::string(opName(node_.kind())) +
                   (body ? " (" + node_.attr("kind").asString() + ")" : std::string()) + ": " + kernel.strategy +
@@ -750,6 +739,18 @@ CudaKernel Emitter::run() {
 }
 
 } // namespace
+
+std::string cudaStorageType(DType t) {
+  switch (t) {
+  case DType::F32: return "float";
+  case DType::F64: return "double";
+  case DType::BF16: case DType::F16: return "unsigned short";
+  case DType::I32: return "int";
+  case DType::I64: return "long long";
+  case DType::I1: return "unsigned char";
+  }
+  return "float";
+}
 
 CudaKernel generateCudaKernel(const Node &node, const std::string &name) {
   return Emitter(node, name).run();

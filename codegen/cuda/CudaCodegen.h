@@ -35,6 +35,9 @@ struct CudaKernel {
   std::string strategy;
 };
 
+/// The C type a kernel parameter of element type `t` points to.
+std::string cudaStorageType(DType t);
+
 /// The helpers every kernel uses (element conversions, NaN-propagating
 /// max/min, integer division, saturating float-to-int casts, Philox, the
 /// deterministic block reductions). Needs no header, not even <cuda_fp16.h>.

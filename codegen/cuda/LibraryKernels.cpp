@@ -36,17 +36,6 @@ std::string floatType(const Step &step, DType t) {
                             " (f32 and f64 only)");
 }
 
-std::string valueStorage(DType t) {
-  switch (t) {
-  case DType::F32: return "float";
-  case DType::F64: return "double";
-  case DType::BF16: case DType::F16: return "unsigned short";
-  case DType::I32: return "int";
-  case DType::I64: return "long long";
-  case DType::I1: return "unsigned char";
-  }
-  return "float";
-}
 
 const char *kGridLoop = "for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < $TOTAL; "
                         "e += (long long)gridDim.x * blockDim.x) {\n";
@@ -200,7 +189,7 @@ CudaKernel generateLibraryKernel(const Step &step, const std::string &name) {
     const IndexParams &q = step.index;
     v["OUTER"] = ll(q.outer), v["ROWS"] = ll(q.rows), v["INNER"] = ll(q.inner), v["IDX"] = ll(q.indices);
     v["I"] = q.indexType == DType::I64 ? "long long" : "int";
-    v["V"] = valueStorage(q.valueType);
+    v["V"] = cudaStorageType(q.valueType);
     if (step.kind == StepKind::Gather) { // out[o, j, t] = table[o, clamp(idx[j]), t]
       total = q.outer * q.indices * q.inner;
       body = q.rows == 0 ? "    out[e] = (V)0;\n" : R"(

@@ -20,6 +20,7 @@
 #include "passes/PassManager.h"
 #include "runtime/Random.h"
 #include "runtime/Safetensors.h"
+#include "tests/unit/ExpectClose.h"
 #include "tests/unit/TestHelpers.h"
 
 #include <gtest/gtest.h>
@@ -251,21 +252,8 @@ struct HostRun {
   }
 };
 
-void expectClose(const HostTensor &got, const HostTensor &want, double tolerance, const std::string &what) {
-  ASSERT_EQ(got.numElements(), want.numElements()) << what;
-  for (int64_t i = 0; i < want.numElements(); ++i) {
-    if (!isFloat(got.dtype())) {
-      ASSERT_EQ(got.getInt(i), want.getInt(i)) << what << "[" << i << "]";
-      continue;
-    }
-    double a = got.getDouble(i), b = want.getDouble(i);
-    if (std::isnan(b)) {
-      ASSERT_TRUE(std::isnan(a)) << what << "[" << i << "]";
-      continue;
-    }
-    ASSERT_LE(std::fabs(a - b), tolerance * std::max(1.0, std::fabs(b)))
-        << what << "[" << i << "]: emulated cuda " << a << ", expected " << b;
-  }
+void expectClose(const HostTensor &got, const HostTensor &want, double rel, const std::string &what) {
+  expectTensorClose(got, want, rel, what, "emulated cuda");
 }
 
 struct Prepared {
