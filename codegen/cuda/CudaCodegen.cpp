@@ -144,17 +144,13 @@ int64_t product(const std::vector<int64_t> &dims) {
   return p;
 }
 
-std::string ll(int64_t v) { return std::to_string(v) + "LL"; }
-
-/// A coordinate: a C expression of type long long and the depth of the
+/// A coordinate: a C expression of type kiln_idx and the depth of the
 /// innermost scope whose variables it uses.
 struct Coord {
   std::string expr;
   int depth = 0;
 };
 using Coords = std::vector<Coord>;
-
-Coords zeros(size_t rank) { return Coords(rank, Coord{"0LL", 0}); }
 
 struct Scope {
   std::string header; // the loop's opening line; empty for the kernel's top
@@ -205,36 +201,42 @@ private:
   }
 
   // --- Coordinates -----------------------------------------------------------
+  // Index arithmetic is `kiln_idx` (a typedef in each kernel): int when every
+  // tensor of the kernel has fewer than 2^30 elements (64-bit division is many
+  // instructions on a GPU), else long long.
+  std::string ll(int64_t v) const { return std::to_string(v) + (narrow_ ? "" : "LL"); }
+  std::string zero() const { return narrow_ ? "0" : "0LL"; }
+  Coords zeros(size_t rank) const { return Coords(rank, Coord{zero(), 0}); }
   static int depthOf(const Coords &c) {
     int d = 0;
     for (const Coord &x : c)
       d = std::max(d, x.depth);
     return d;
   }
-  static Coord linear(const Coords &c, const std::vector<int64_t> &strides) {
+  Coord linear(const Coords &c, const std::vector<int64_t> &strides) const {
     std::string sum;
     int depth = 0;
     for (size_t d = 0; d < c.size(); ++d) {
-      if (c[d].expr == "0LL")
+      if (c[d].expr == zero())
         continue;
       std::string term = strides[d] == 1 ? c[d].expr : c[d].expr + " * " + ll(strides[d]);
       sum = sum.empty() ? term : sum + " + " + term;
       depth = std::max(depth, c[d].depth);
     }
-    return sum.empty() ? Coord{"0LL", 0} : Coord{"(" + sum + ")", depth};
+    return sum.empty() ? Coord{zero(), 0} : Coord{"(" + sum + ")", depth};
   }
   Coords unflatten(const Coord &flat, const std::vector<int64_t> &dims) {
     Coords c(dims.size());
     int64_t stride = 1;
     for (size_t d = dims.size(); d-- > 0;) {
       if (dims[d] == 1) {
-        c[d] = Coord{"0LL", 0};
+        c[d] = Coord{zero(), 0};
       } else {
         std::string e = stride == 1 ? flat.expr : "(" + flat.expr + " / " + ll(stride) + ")";
         if (d != 0)
           e = e + " % " + ll(dims[d]);
         std::string name = fresh("i");
-        line(flat.depth, "const long long " + name + " = " + e + ";");
+        line(flat.depth, "const kiln_idx " + name + " = " + e + ";");
         c[d] = Coord{name, flat.depth};
       }
       stride *= dims[d];
@@ -258,6 +260,7 @@ private:
   std::set<const Value *> uniform_;                   // the same element everywhere
   std::string globals_;                               // literal tables
   bool rowMode_ = false;
+  bool narrow_ = false; // int index arithmetic
   int64_t maxReduced_ = 1; // the largest reduction extent (row kernels' block size)
 };
 
@@ -382,7 +385,7 @@ std::string Emitter::compute(const Node &node, const Coords &c, int depth) {
     const auto &dims = node.intsAttr("dims");
     Coords source(dims.size());
     for (size_t k = 0; k < dims.size(); ++k)
-      source[k] = x->type.shape[k] == 1 ? Coord{"0LL", 0} : c[size_t(dims[k])];
+      source[k] = x->type.shape[k] == 1 ? Coord{zero(), 0} : c[size_t(dims[k])];
     return at(x, source);
   }
   case OpKind::Reshape: {
@@ -444,7 +447,7 @@ std::string Emitter::compute(const Node &node, const Coords &c, int depth) {
       std::string shifted = low[d] == 0 ? c[d].expr : "(" + c[d].expr + " - " + ll(low[d]) + ")";
       std::string ok = define(c[d].depth, "bool", "((kiln_u64)" + shifted + " < (kiln_u64)" + ll(xs[d]) + ")");
       inside = inside.empty() ? ok : inside + " && " + ok;
-      source[d] = Coord{"(" + ok + " ? " + shifted + " : 0LL)", c[d].depth};
+      source[d] = Coord{"(" + ok + " ? " + shifted + " : " + zero() + ")", c[d].depth};
     }
     std::string v = at(node.operand(0), source);
     if (inside.empty())
@@ -466,7 +469,7 @@ std::string Emitter::compute(const Node &node, const Coords &c, int depth) {
         continue;
       Coords source = c;
       std::string shifted = offset == 0 ? c[axis].expr : "(" + c[axis].expr + " - " + ll(offset) + ")";
-      source[axis].expr = "min(max(" + shifted + ", 0LL), " + ll(extent - 1) + ")";
+      source[axis].expr = "min(max(" + shifted + ", " + zero() + "), " + ll(extent - 1) + ")";
       std::string v = at(x, source);
       chosen = chosen.empty() ? v : "(" + c[axis].expr + " < " + ll(offset + extent) + " ? " + v + " : " + chosen + ")";
     }
@@ -476,8 +479,8 @@ std::string Emitter::compute(const Node &node, const Coords &c, int depth) {
     const Value *seed = node.operand(0);
     std::string key = at(seed, zeros(seed->type.shape.rank()));
     Coord index = linear(c, shape.strides());
-    std::string u = "kiln_rng_uniform((kiln_u64)" + key + ", (kiln_u64)(" + index.expr + " + " +
-                    ll(node.intAttr("offset")) + "))";
+    std::string u = "kiln_rng_uniform((kiln_u64)" + key + ", (kiln_u64)((long long)" + index.expr + " + " +
+                    std::to_string(node.intAttr("offset")) + "LL))";
     return define(depth, T, castExpr(u, DType::F32, type.dtype));
   }
   case OpKind::ReduceSum:
@@ -522,9 +525,9 @@ std::string Emitter::reduction(const Node &node, const Coords &c, int depth) {
   if (argmax)
     line(depth, "long long " + best + " = 9223372036854775807LL;");
   std::string k = fresh("k");
-  int inner = openLoop(depth, cooperative ? "for (long long " + k + " = threadIdx.x; " + k + " < " + ll(count) + "; " +
+  int inner = openLoop(depth, cooperative ? "for (kiln_idx " + k + " = threadIdx.x; " + k + " < " + ll(count) + "; " +
                                                 k + " += blockDim.x) {"
-                                          : "for (long long " + k + " = 0; " + k + " < " + ll(count) + "; ++" + k + ") {");
+                                          : "for (kiln_idx " + k + " = 0; " + k + " < " + ll(count) + "; ++" + k + ") {");
   Coords r = unflatten(Coord{k, inner}, reducedDims);
   Coords full(in.rank());
   for (size_t d = 0, kept = 0, red = 0; d < in.rank(); ++d)
@@ -573,6 +576,12 @@ CudaKernel Emitter::run() {
     if (n->info().has(OpTrait::Library))
       unsupported(*n, "it is a library op, which is not generated inside a kernel");
   markUniform(nodes);
+  int64_t largest = 0;
+  for (const Value *v : inputs)
+    largest = std::max(largest, v->type.numElements());
+  for (const Node *n : nodes)
+    largest = std::max(largest, n->type().numElements());
+  narrow_ = largest < (int64_t(1) << 30);
 
   // Row kernel: a reduction over the innermost axes whose kept (leading)
   // dimensions start every result's shape.
@@ -629,7 +638,7 @@ CudaKernel Emitter::run() {
     kernel.launch.grid = std::clamp<int64_t>(rows, 1, 65535);
     kernel.strategy = "row";
     signature += "__launch_bounds__(" + std::to_string(block) + ") ";
-    int d = openLoop(0, "for (long long row = blockIdx.x; row < " + ll(rows) + "; row += gridDim.x) {", true);
+    int d = openLoop(0, "for (kiln_idx row = blockIdx.x; row < " + ll(rows) + "; row += gridDim.x) {", true);
     Coords rowCoords = unflatten(Coord{"row", d}, rowDims);
     // Per-row results (the shape is the row dims, maybe with trailing 1s):
     // computed by the block, stored by thread 0 after the row's other results.
@@ -639,7 +648,7 @@ CudaKernel Emitter::run() {
       if (yields[g[0]]->type.numElements() == rows) {
         for (size_t r : g) {
           Coords coords = rowCoords;
-          coords.resize(yields[r]->type.shape.rank(), Coord{"0LL", 0});
+          coords.resize(yields[r]->type.shape.rank(), Coord{zero(), 0});
           perRow.emplace_back(r, castExpr(at(yields[r], coords), yields[r]->type.dtype, yields[r]->type.dtype));
         }
       } else if (yields[g[0]]->type.numElements() > 0) {
@@ -651,7 +660,7 @@ CudaKernel Emitter::run() {
       for (const auto &g : wide)
         most = std::max(most, yields[g[0]]->type.numElements() / rows);
       std::string j = fresh("j");
-      int e = openLoop(d, "for (long long " + j + " = threadIdx.x; " + j + " < " + ll(most) + "; " + j +
+      int e = openLoop(d, "for (kiln_idx " + j + " = threadIdx.x; " + j + " < " + ll(most) + "; " + j +
                               " += blockDim.x) {");
       std::vector<std::pair<size_t, std::string>> values;
       std::vector<std::string> indices, guards;
@@ -660,7 +669,7 @@ CudaKernel Emitter::run() {
         int64_t width = shape.numElements() / rows;
         std::string index = j;
         if (width < most)
-          index = define(e, "long long", "min(" + j + ", " + ll(width - 1) + ")");
+          index = define(e, "kiln_idx", "min(" + j + ", " + ll(width - 1) + ")");
         std::vector<int64_t> innerDims(shape.dims().begin() + long(rowDims.size()), shape.dims().end());
         Coords coords = rowCoords;
         for (const Coord &x : unflatten(Coord{index, e}, innerDims))
@@ -696,8 +705,8 @@ CudaKernel Emitter::run() {
     kernel.launch.grid = std::clamp<int64_t>((most + 255) / 256, 1, 65535);
     kernel.strategy = "loop";
     signature += "__launch_bounds__(256) ";
-    int d = openLoop(0, "for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < " + ll(most) +
-                            "; i += (long long)gridDim.x * blockDim.x) {");
+    int d = openLoop(0, "for (kiln_idx i = blockIdx.x * (kiln_idx)blockDim.x + threadIdx.x; i < " + ll(most) +
+                            "; i += (kiln_idx)gridDim.x * (kiln_idx)blockDim.x) {");
     std::vector<std::pair<size_t, std::string>> values;
     std::vector<std::string> indices, guards;
     std::vector<const std::vector<size_t> *> live;
@@ -706,7 +715,7 @@ CudaKernel Emitter::run() {
       int64_t total = shape.numElements();
       if (total == 0)
         continue;
-      std::string index = total < most ? define(d, "long long", "min(i, " + ll(total - 1) + ")") : "i";
+      std::string index = total < most ? define(d, "kiln_idx", "min(i, " + ll(total - 1) + ")") : "i";
       Coords coords = unflatten(Coord{index, d}, shape.dims());
       for (size_t r : g)
         values.emplace_back(r, at(yields[r], coords));
@@ -734,7 +743,8 @@ CudaKernel Emitter::run() {
   kernel.launch.kernel = name_;
   kernel.source = "// " + std::string(opName(node_.kind())) +
                   (body ? " (" + node_.attr("kind").asString() + ")" : std::string()) + ": " + kernel.strategy +
-                  " kernel\n" + globals_ + signature + name_ + "(" + params + ") {\n" + chain_[0]->code + "}\n";
+                  " kernel\n" + globals_ + signature + name_ + "(" + params + ") {\n  typedef " +
+                  (narrow_ ? "int" : "long long") + " kiln_idx;\n" + chain_[0]->code + "}\n";
   return kernel;
 }
 

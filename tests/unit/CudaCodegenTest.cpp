@@ -214,7 +214,8 @@ graph @bias_grad(%x: f32[128,512] input) -> (f32[512]) {
   EXPECT_EQ(k.launch.block, 256);
   EXPECT_EQ(k.launch.grid, 2); // 512 outputs
   EXPECT_EQ(k.source.find("kiln_block_reduce"), std::string::npos) << k.source;
-  EXPECT_NE(k.source.find("< 128LL; ++k"), std::string::npos) << k.source; // the serial loop over rows
+  EXPECT_NE(k.source.find("< 128; ++k"), std::string::npos) << k.source; // the serial loop over rows
+  EXPECT_NE(k.source.find("typedef int kiln_idx;"), std::string::npos) << k.source; // 32-bit index arithmetic
 }
 
 TEST(CudaCodegen, ElementwiseIsAGridStrideLoopWithInterpreterSemantics) {
@@ -228,10 +229,29 @@ graph @ew(%a: i32[1000] input, %b: i32[1000] input, %x: f32[1000] input) -> (i32
 }
 )", strategy);
   EXPECT_EQ(strategy, "loop");
-  EXPECT_NE(k.source.find("i += (long long)gridDim.x * blockDim.x"), std::string::npos) << k.source;
+  EXPECT_NE(k.source.find("i += (kiln_idx)gridDim.x * (kiln_idx)blockDim.x"), std::string::npos) << k.source;
   EXPECT_NE(k.source.find("kiln_idiv("), std::string::npos) << k.source;
   EXPECT_NE(k.source.find("kiln_f2i32("), std::string::npos) << k.source;
   EXPECT_NE(k.source.find("kiln_wadd("), std::string::npos) << k.source;
+}
+
+TEST(CudaCodegen, TensorsOf2To30ElementsUseLongLongIndices) {
+  std::string strategy;
+  CudaKernel k = onlyKernel(R"(
+graph @big(%x: f32[32768,32768] input) -> (f32[32768,32768]) {
+  %0 = exp %x : f32[32768,32768]
+  return %0
+}
+)", strategy);
+  EXPECT_NE(k.source.find("typedef long long kiln_idx;"), std::string::npos) << k.source;
+  EXPECT_NE(k.source.find("i < 1073741824LL"), std::string::npos) << k.source;
+  EXPECT_EQ(k.launch.grid, 65535); // capped: the loop strides over the rest
+  CudaProgram p;
+  p.modules.push_back(CudaModule{"big", cudaPreamble() + k.source, {k.launch.kernel}});
+  p.launches.push_back(k.launch);
+  p.strategies.push_back(strategy);
+  p.program.steps.emplace_back();
+  expectCompiles(p, "big");
 }
 
 TEST(CudaCodegen, LibraryOpsOtherThanMatmulGetKernels) {
