@@ -20,8 +20,8 @@ __device__ __forceinline__ unsigned short kiln_st_bf16(float f) {
   return (unsigned short)(u >> 16);
 }
 #ifdef KILN_HOST_EMULATION // the tests run kernels on the host (tests/unit/CudaEmulationTest.cpp)
-__device__ __forceinline__ float kiln_ld_f16(unsigned short h) { _Float16 x; memcpy(&x, &h, 2); return (float)x; }
-__device__ __forceinline__ unsigned short kiln_st_f16(float f) { _Float16 x = (_Float16)f; unsigned short h; memcpy(&h, &x, 2); return h; }
+__device__ __forceinline__ float kiln_ld_f16(unsigned short h) { return kiln_host_half_to_float(h); }
+__device__ __forceinline__ unsigned short kiln_st_f16(float f) { return kiln_host_float_to_half(f); }
 #else
 __device__ __forceinline__ float kiln_ld_f16(unsigned short h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
 __device__ __forceinline__ unsigned short kiln_st_f16(float f) { unsigned short h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }

@@ -86,6 +86,25 @@ static inline float __int_as_float(int i) { float f; std::memcpy(&f, &i, 4); ret
 static inline float __uint_as_float(unsigned i) { float f; std::memcpy(&f, &i, 4); return f; }
 static inline unsigned __float_as_uint(float f) { unsigned i; std::memcpy(&i, &f, 4); return i; }
 static inline double __longlong_as_double(long long i) { double d; std::memcpy(&d, &i, 8); return d; }
+// IEEE half conversions (round to nearest even), without compiler support.
+static inline float kiln_host_half_to_float(unsigned short h) {
+  unsigned exp = (h >> 10) & 31u, mant = h & 1023u;
+  float v = exp == 0 ? std::ldexp(float(mant), -24)
+          : exp == 31 ? (mant ? NAN : INFINITY)
+                      : std::ldexp(float(mant | 1024u), int(exp) - 25);
+  return (h & 0x8000u) ? -v : v;
+}
+static inline unsigned short kiln_host_float_to_half(float f) {
+  unsigned short sign = std::signbit(f) ? 0x8000 : 0;
+  float a = std::fabs(f);
+  if (std::isnan(f)) return sign | 0x7e00;
+  if (a >= 65520.0f) return sign | 0x7c00;
+  if (a < 6.103515625e-05f) return sign | (unsigned short)std::nearbyint(a * 16777216.0f); // subnormal
+  int e;
+  float q = std::nearbyint(std::ldexp(std::frexp(a, &e), 11)); // 11 significant bits
+  if (q == 2048.0f) { q = 1024.0f; ++e; }
+  return sign | (unsigned short)((unsigned(e + 14) << 10) | (unsigned(q) - 1024u));
+}
 // Blocks one after another; a block's threads concurrently when the kernel
 // synchronizes (row kernels), else one after another.
 extern "C" void kiln_emu_launch(void (*fn)(void **), void **args, unsigned grid, unsigned block, int concurrent) {
