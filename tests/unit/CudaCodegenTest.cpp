@@ -254,6 +254,28 @@ graph @big(%x: f32[32768,32768] input) -> (f32[32768,32768]) {
   expectCompiles(p, "big");
 }
 
+TEST(CudaCodegen, HalfAndBFloat16StorageCompiles) {
+  Module m = parseModule(R"(
+graph @halfs(%x: f32[4,33] input, %y: bf16[4,33] input, %z: f16[4,33] input) -> (bf16[4], f16[4,33], i1[4,33]) {
+  %0 = cast %x {to = bf16} : bf16[4,33]
+  %1 = mul %0, %y : bf16[4,33]
+  %2 = reduce_sum %1 {axes = [1]} : bf16[4]
+  %3 = cast %1 {to = f16} : f16[4,33]
+  %4 = add %3, %z : f16[4,33]
+  %5 = tanh %4 : f16[4,33]
+  %6 = gt %5, %3 : i1[4,33]
+  return %2, %5, %6
+}
+)", "halfs.kir");
+  CudaProgram p = lowerPlanned(*m.graphs[0]);
+  std::string all;
+  for (const CudaModule &mod : p.modules)
+    all += mod.source;
+  for (const char *helper : {"kiln_ld_bf16(", "kiln_st_bf16(", "kiln_ld_f16(", "kiln_st_f16(", "kiln_round_f16("})
+    EXPECT_NE(all.find(std::string(helper), cudaPreamble().size()), std::string::npos) << helper << "\n" << all;
+  expectCompiles(p, "halfs");
+}
+
 TEST(CudaCodegen, LibraryOpsOtherThanMatmulGetKernels) {
   Module m = parseModule(R"(
 graph @lib(%x: f32[2,3,8,8] input, %w: f32[4,3,3,3] param, %a: f32[4,5] input, %b: f32[5,6] input) -> (f32[2,4,4,4], f32[4,6]) {
