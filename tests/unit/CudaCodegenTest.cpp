@@ -12,6 +12,7 @@
 #include "ir/Parser.h"
 #include "passes/PassManager.h"
 #include "runtime/Error.h"
+#include "tests/unit/CudaTestGraphs.h"
 #include "tests/unit/TestHelpers.h"
 
 #include <gtest/gtest.h>
@@ -255,18 +256,7 @@ graph @big(%x: f32[32768,32768] input) -> (f32[32768,32768]) {
 }
 
 TEST(CudaCodegen, HalfAndBFloat16StorageCompiles) {
-  Module m = parseModule(R"(
-graph @halfs(%x: f32[4,33] input, %y: bf16[4,33] input, %z: f16[4,33] input) -> (bf16[4], f16[4,33], i1[4,33]) {
-  %0 = cast %x {to = bf16} : bf16[4,33]
-  %1 = mul %0, %y : bf16[4,33]
-  %2 = reduce_sum %1 {axes = [1]} : bf16[4]
-  %3 = cast %1 {to = f16} : f16[4,33]
-  %4 = add %3, %z : f16[4,33]
-  %5 = tanh %4 : f16[4,33]
-  %6 = gt %5, %3 : i1[4,33]
-  return %2, %5, %6
-}
-)", "halfs.kir");
+  Module m = parseModule(kHalfPrecisionGraph, "halfs.kir");
   CudaProgram p = lowerPlanned(*m.graphs[0]);
   std::string all;
   for (const CudaModule &mod : p.modules)

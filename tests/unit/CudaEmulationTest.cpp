@@ -21,6 +21,7 @@
 #include "runtime/Random.h"
 #include "runtime/Safetensors.h"
 #include "tests/unit/ExpectClose.h"
+#include "tests/unit/CudaTestGraphs.h"
 #include "tests/unit/TestHelpers.h"
 
 #include <gtest/gtest.h>
@@ -322,18 +323,7 @@ TEST(CudaEmulation, ConformanceCasesAndTrainingStepsMatchTheReference) {
   // casting: bf16's 8 significant bits bound the difference.
   size_t firstHalf = all.size();
   {
-    Module m = parseModule(R"(
-graph @halfs(%x: f32[4,33] input, %y: bf16[4,33] input, %z: f16[4,33] input) -> (bf16[4], f16[4,33], f32[4,33]) {
-  %0 = cast %x {to = bf16} : bf16[4,33]
-  %1 = mul %0, %y : bf16[4,33]
-  %2 = reduce_sum %1 {axes = [1]} : bf16[4]
-  %3 = cast %1 {to = f16} : f16[4,33]
-  %4 = add %3, %z : f16[4,33]
-  %5 = tanh %4 : f16[4,33]
-  %6 = cast %5 {to = f32} : f32[4,33]
-  return %2, %5, %6
-}
-)", "halfs.kir");
+    Module m = parseModule(kHalfPrecisionGraph, "halfs.kir");
     TensorMap args;
     for (const auto &a : m.graphs[0]->arguments())
       args[a->name] = defaultArgumentValue(*a, 5);
