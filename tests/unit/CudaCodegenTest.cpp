@@ -7,6 +7,7 @@
 
 #include "codegen/cuda/CudaCodegen.h"
 #include "codegen/cuda/Nvrtc.h"
+#include "compiler/CudaBackend.h"
 #include "compiler/TrainingStep.h"
 #include "ir/Graph.h"
 #include "ir/Parser.h"
@@ -289,6 +290,38 @@ graph @lib(%x: f32[2,3,8,8] input, %w: f32[4,3,3,3] param, %a: f32[4,5] input, %
   EXPECT_EQ(matmuls, 1u);
   EXPECT_EQ(library, 2u);
   expectCompiles(p, "lib");
+}
+
+// What `kiln compile --emit=cuda|ptx --dump-dir` writes.
+TEST(CudaCodegen, EmitAndDumpGiveEveryKernelStandalone) {
+  Module m = parseModule(readFile(kDir + "conv2d.grad.kir"), "conv2d.grad.kir");
+  Graph &g = *m.graphs[0];
+  runPasses(g, parsePassPipeline("autodiff," + defaultPipeline()), verifyEachOptions());
+  setenv("KILN_CACHE_DIR", KILN_TEST_CUDA_CACHE_DIR, 1);
+  CudaCompiled compiled = compileForCuda(g, "sm_80");
+  std::string cuda = cudaText(compiled, "cuda"), ptx = cudaText(compiled, "ptx");
+  std::string dir = std::string(KILN_TEST_CUDA_CACHE_DIR) + "/dump-test";
+  std::filesystem::remove_all(dir);
+  dumpCudaKernels(compiled, dir);
+  std::string table = readFile(dir + "/cuda.program.txt");
+  size_t kernels = 0;
+  for (const CudaModule &module : compiled.program->modules) {
+    EXPECT_NE(cuda.find(module.source), std::string::npos);
+    EXPECT_TRUE(std::filesystem::exists(dir + "/cuda." + module.name + ".ptx"));
+    for (const std::string &k : module.kernels) {
+      EXPECT_NE(ptx.find(".entry " + k + "("), std::string::npos) << k;
+      EXPECT_NE(table.find("-> " + k + " ("), std::string::npos) << table;
+      char prefix[32];
+      std::snprintf(prefix, sizeof prefix, "cuda.%02zu.", kernels++);
+      std::string file = dir + "/" + prefix + k + ".cu";
+      ASSERT_TRUE(std::filesystem::exists(file)) << file;
+      NvrtcOutput alone = compileCuda(readFile(file), k, options("sm_80"));
+      EXPECT_NE(alone.ptx.find(".entry " + k + "("), std::string::npos) << file;
+    }
+  }
+  EXPECT_GE(kernels, 3u); // conv2d_grad_input, conv2d_grad_filter, a fusion
+  EXPECT_NE(table.find("conv2d_grad_filter -> kiln_kernel_"), std::string::npos) << table;
+  std::filesystem::remove_all(dir);
 }
 
 TEST(CudaCodegen, BadSourceIsAnErrorWithTheNvrtcLog) {
