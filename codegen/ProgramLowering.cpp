@@ -1,5 +1,6 @@
 #include "codegen/ProgramLowering.h"
 
+#include "ir/ArgumentValues.h"
 #include "ir/Graph.h"
 #include "ir/Verifier.h"
 #include "runtime/Error.h"
@@ -31,11 +32,11 @@ private:
   BufferRef bufferOf(const Value *v) const {
     if (v->arg)
       return BufferRef{BufferRef::Space::Argument, argIndex_.at(v->arg), 0, bytesOf(v->type)};
-    const Attribute *attr = v->node->attrs().find(kBufferAttr);
-    if (!attr)
+    std::vector<BufferSlice> slices = nodeBuffers(*v->node);
+    if (slices.size() != v->node->numResults())
       throwError(describeNodeLocation(graph_, *v->node),
                  "the " + backend_ + " backend needs a memory plan: run plan-memory last");
-    const BufferSlice &slice = attr->asBufferSlice();
+    const BufferSlice &slice = slices[v->index];
     if (slice.isArena())
       return BufferRef{BufferRef::Space::Arena, -1, slice.begin, bytesOf(v->type)};
     const Argument *arg = graph_.findArgument(slice.buffer.substr(1));
@@ -137,7 +138,8 @@ Program Lowering::run(std::vector<const Node *> &kernelNodes) {
     ArgumentRole role = arg->role == ArgRole::Input   ? ArgumentRole::Input
                         : arg->role == ArgRole::Param ? ArgumentRole::Param
                                                       : ArgumentRole::State;
-    program.arguments.push_back(ArgumentSpec{arg->name, role, arg->value.type.dtype, arg->value.type.shape});
+    program.arguments.push_back(ArgumentSpec{arg->name, role, arg->value.type.dtype,
+                                             arg->value.type.shape, argumentInit(*arg)});
   }
   int64_t arena = 0;
   size_t number = 0;
@@ -147,8 +149,13 @@ Program Lowering::run(std::vector<const Node *> &kernelNodes) {
     for (const Value *v : node->operands())
       step.operands.push_back(bufferOf(v));
     step.result = bufferOf(node->result());
-    if (step.result.space == BufferRef::Space::Arena)
-      arena = std::max(arena, step.result.offset + step.result.bytes);
+    for (size_t r = 1; r < node->numResults(); ++r) // a multi-output fusion
+      step.extraResults.push_back(bufferOf(node->result(r)));
+    for (size_t r = 0; r < node->numResults(); ++r) {
+      const BufferRef &written = r ? step.extraResults[r - 1] : step.result;
+      if (written.space == BufferRef::Space::Arena)
+        arena = std::max(arena, written.offset + written.bytes);
+    }
     bool library = node->info().has(OpTrait::Library) && node->kind() != OpKind::Fusion;
     if (library) {
       libraryParams(*node, step);

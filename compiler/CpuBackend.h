@@ -1,8 +1,12 @@
-// The CPU backend: a planned graph -> a runtime Program with JIT kernels.
+// The CPU backend: a planned graph -> a runtime Program with JIT kernels, or
+// ahead of time with its kernels' code.
 #pragma once
+
+#include "codegen/cpu/CpuCodegen.h"
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace kiln {
 
@@ -29,6 +33,21 @@ struct CpuCompiled {
 /// Throws kiln::Error for a graph without a plan or with an op the CPU
 /// backend cannot run (naming it).
 std::unique_ptr<CpuCompiled> compileForCpu(const Graph &planned);
+
+/// A graph compiled ahead of time (`kiln compile --target=cpu`).
+struct CpuAotCompiled {
+  /// Kernel steps have no function; arguments carry their initializers.
+  Program program;
+  /// Per kernel, in the code's order: the step that runs it ("%12 fusion",
+  /// the node's number in the planned IR).
+  std::vector<std::string> kernelSteps;
+  CpuCode code;
+};
+
+/// Lowers `planned` like compileForCpu and generates its kernels' code with
+/// `options` (codegen/cpu/CpuCodegen.h). With `options.object` and a
+/// `symbolPrefix`, the object embeds the Program's image (runtime/ProgramFile.h).
+CpuAotCompiled compileForCpuAot(const Graph &planned, CpuCodeOptions options);
 
 /// True when this build has the CPU backend.
 bool cpuBackendAvailable();

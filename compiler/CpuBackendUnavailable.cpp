@@ -8,8 +8,14 @@ namespace kiln {
 
 bool cpuBackendAvailable() { return false; }
 
-std::unique_ptr<CpuCompiled> compileForCpu(const Graph &) {
+namespace {
+[[noreturn]] void unavailable() {
   throwError("", "this build has no CPU backend (configure with -DKILN_ENABLE_CPU_BACKEND=ON)");
 }
+} // namespace
+
+std::unique_ptr<CpuCompiled> compileForCpu(const Graph &) { unavailable(); }
+
+CpuAotCompiled compileForCpuAot(const Graph &, CpuCodeOptions) { unavailable(); }
 
 } // namespace kiln

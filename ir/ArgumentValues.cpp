@@ -1,9 +1,6 @@
 #include "ir/ArgumentValues.h"
 
 #include "ir/Graph.h"
-#include "runtime/Random.h"
-
-#include <cmath>
 
 namespace kiln {
 
@@ -91,47 +88,25 @@ std::string checkArgumentAttributes(const Argument &arg) {
          "\" (expected zeros, ones, constant, uniform or normal)";
 }
 
-uint64_t argumentKey(uint64_t seed, const std::string &name) {
-  return (seed * 0x9E3779B97F4A7C15ull) ^ hashName(name.data(), name.size());
+ArgumentInit argumentInit(const Argument &arg) {
+  const AttrMap &attrs = arg.attrs;
+  if (const Attribute *fixed = arg.role == ArgRole::Input ? attrs.find("default") : nullptr)
+    return {ArgumentInit::Kind::Fill, fixed->asNumber(), 0};
+  const Attribute *init = attrs.find("init");
+  std::string kind = init ? init->asString() : arg.role == ArgRole::State ? "zeros" : "uniform";
+  if (arg.role == ArgRole::Input || kind == "uniform") {
+    auto [low, high] = feedRange(arg);
+    return {ArgumentInit::Kind::Uniform, low, high};
+  }
+  if (kind == "normal")
+    return {ArgumentInit::Kind::Normal, numberOr(attrs, "mean", 0), numberOr(attrs, "std", 1)};
+  double fill = kind == "ones" ? 1 : kind == "constant" ? numberOr(attrs, "value", 0) : 0;
+  return {ArgumentInit::Kind::Fill, fill, 0};
 }
 
 HostTensor defaultArgumentValue(const Argument &arg, uint64_t seed) {
   const TensorType &type = arg.value.type;
-  HostTensor t(type.dtype, type.shape);
-  uint64_t key = argumentKey(seed, arg.name);
-  const AttrMap &attrs = arg.attrs;
-  int64_t n = t.numElements();
-  const Attribute *init = attrs.find("init");
-  std::string kind = init ? init->asString() : arg.role == ArgRole::State ? "zeros" : "uniform";
-  if (const Attribute *fixed = arg.role == ArgRole::Input ? attrs.find("default") : nullptr) {
-    for (int64_t i = 0; i < n; ++i)
-      t.setDouble(i, fixed->asNumber());
-    return t;
-  }
-  if (arg.role == ArgRole::Input || kind == "uniform") {
-    bool isInt = !isFloat(type.dtype);
-    auto [low, high] = feedRange(arg);
-    for (int64_t i = 0; i < n; ++i) {
-      double u = uniformAt(key, uint64_t(i));
-      if (isBool(type.dtype))
-        t.setInt(i, u < 0.5);
-      else if (isInt)
-        t.setInt(i, int64_t(std::floor(low + (high - low) * u)));
-      else
-        t.setDouble(i, low + (high - low) * u);
-    }
-    return t;
-  }
-  if (kind == "normal") {
-    double mean = numberOr(attrs, "mean", 0), std = numberOr(attrs, "std", 1);
-    for (int64_t i = 0; i < n; ++i)
-      t.setDouble(i, mean + std * normalAt(key, uint64_t(i)));
-    return t;
-  }
-  double fill = kind == "ones" ? 1 : kind == "constant" ? numberOr(attrs, "value", 0) : 0;
-  for (int64_t i = 0; i < n; ++i)
-    t.setDouble(i, fill);
-  return t;
+  return initialArgumentValue(arg.name, type.dtype, type.shape, argumentInit(arg), seed);
 }
 
 } // namespace kiln

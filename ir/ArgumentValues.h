@@ -2,6 +2,7 @@
 // from their initializer attribute, inputs as seeded random feeds.
 #pragma once
 
+#include "runtime/ArgumentInit.h"
 #include "runtime/Tensor.h"
 
 #include <cstdint>
@@ -28,7 +29,7 @@ std::string checkArgumentAttributes(const Argument &arg);
 ///     integers, i1 is a fair coin); integers are floor of the uniform value.
 HostTensor defaultArgumentValue(const Argument &arg, uint64_t seed);
 
-/// The Philox key of argument `name` under `seed`.
-uint64_t argumentKey(uint64_t seed, const std::string &name);
+/// What defaultArgumentValue does for `arg`, as data (runtime/ArgumentInit.h).
+ArgumentInit argumentInit(const Argument &arg);
 
 } // namespace kiln

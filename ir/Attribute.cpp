@@ -61,7 +61,10 @@ std::string Attribute::toString() const {
     return b.buffer + "[" + std::to_string(b.begin) + ":" + std::to_string(b.end) + "]";
   }
   std::string out = "[";
-  if (isIntList()) {
+  if (isBufferList()) {
+    for (size_t i = 0; i < asBufferList().size(); ++i)
+      out += (i ? ", " : "") + Attribute(asBufferList()[i]).toString();
+  } else if (isIntList()) {
     for (size_t i = 0; i < asIntList().size(); ++i)
       out += (i ? ", " : "") + std::to_string(asIntList()[i]);
   } else {

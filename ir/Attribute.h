@@ -26,12 +26,14 @@ struct BufferSlice {
 };
 
 /// An attribute value: an integer, a float, a boolean, a string, a dtype, a
-/// list of integers or of floats, or a buffer slice. Integers and floats stay distinct so that
+/// list of integers or of floats, a buffer slice, or a list of buffer slices
+/// (one per result of a multi-output fusion). Integers and floats stay distinct so that
 /// printing and parsing round-trip exactly.
 class Attribute {
 public:
   using IntList = std::vector<int64_t>;
   using FloatList = std::vector<double>;
+  using BufferList = std::vector<BufferSlice>;
 
   Attribute() : value_(int64_t(0)) {}
   Attribute(int64_t v) : value_(v) {}
@@ -44,6 +46,7 @@ public:
   Attribute(IntList v) : value_(std::move(v)) {}
   Attribute(FloatList v) : value_(std::move(v)) {}
   Attribute(BufferSlice v) : value_(std::move(v)) {}
+  Attribute(BufferList v) : value_(std::move(v)) {}
 
   bool isInt() const { return std::holds_alternative<int64_t>(value_); }
   bool isFloat() const { return std::holds_alternative<double>(value_); }
@@ -53,6 +56,7 @@ public:
   bool isIntList() const { return std::holds_alternative<IntList>(value_); }
   bool isFloatList() const { return std::holds_alternative<FloatList>(value_); }
   bool isBufferSlice() const { return std::holds_alternative<BufferSlice>(value_); }
+  bool isBufferList() const { return std::holds_alternative<BufferList>(value_); }
   bool isNumber() const { return isInt() || isFloat(); }
 
   int64_t asInt() const { return std::get<int64_t>(value_); }
@@ -65,18 +69,21 @@ public:
   const IntList &asIntList() const { return std::get<IntList>(value_); }
   const FloatList &asFloatList() const { return std::get<FloatList>(value_); }
   const BufferSlice &asBufferSlice() const { return std::get<BufferSlice>(value_); }
+  const BufferList &asBufferList() const { return std::get<BufferList>(value_); }
   /// A number or a list of numbers, as doubles.
   std::vector<double> asNumbers() const;
 
   /// The `.kir` spelling: `3`, `0.5`, `true`, `"s"`, `f32`, `[1, 2]`, `[0.5, 1.0]`,
-  /// `arena[0:64]`.
+  /// `arena[0:64]`, `[arena[0:64], %w[0:32]]`.
   std::string toString() const;
 
   bool operator==(const Attribute &o) const { return value_ == o.value_; }
   bool operator!=(const Attribute &o) const { return !(value_ == o.value_); }
 
 private:
-  std::variant<int64_t, double, bool, std::string, DType, IntList, FloatList, BufferSlice> value_;
+  std::variant<int64_t, double, bool, std::string, DType, IntList, FloatList, BufferSlice,
+               BufferList>
+      value_;
 };
 
 /// Shortest decimal text that reads back as exactly `v`, always with a `.` or

@@ -31,7 +31,26 @@ Node::Node(OpKind kind, std::vector<Value *> operands, AttrMap attrs, TensorType
   result_.node = this;
 }
 
+Node::Node(OpKind kind, std::vector<Value *> operands, AttrMap attrs,
+           const std::vector<TensorType> &types, Location loc)
+    : Node(kind, std::move(operands), std::move(attrs), types.at(0), std::move(loc)) {
+  for (size_t i = 1; i < types.size(); ++i) {
+    auto v = std::make_unique<Value>();
+    v->type = types[i];
+    v->node = this;
+    v->index = unsigned(i);
+    extraResults_.push_back(std::move(v));
+  }
+}
+
 Node::~Node() = default;
+
+std::vector<TensorType> Node::resultTypes() const {
+  std::vector<TensorType> types;
+  for (size_t i = 0; i < numResults(); ++i)
+    types.push_back(result(i)->type);
+  return types;
+}
 
 void Node::setBody(std::unique_ptr<Graph> body) { body_ = std::move(body); }
 
@@ -41,6 +60,12 @@ const Attribute &Node::attr(const std::string &name) const {
   const AttrSpec *spec = info().findAttr(name);
   assert(spec && spec->defaultValue && "attribute is neither set nor defaulted");
   return *spec->defaultValue;
+}
+
+std::string resultSuffix(const Value &v) {
+  if (!v.node || v.node->numResults() == 1)
+    return {};
+  return "#" + std::to_string(v.index);
 }
 
 Argument *Graph::addArgument(std::string name, TensorType type, ArgRole role, AttrMap attrs,
@@ -60,6 +85,13 @@ Node *Graph::addNode(OpKind kind, std::vector<Value *> operands, AttrMap attrs, 
                      Location loc) {
   nodes_.push_back(std::make_unique<Node>(kind, std::move(operands), std::move(attrs),
                                           std::move(type), std::move(loc)));
+  return nodes_.back().get();
+}
+
+Node *Graph::addNode(OpKind kind, std::vector<Value *> operands, AttrMap attrs,
+                     const std::vector<TensorType> &types, Location loc) {
+  nodes_.push_back(std::make_unique<Node>(kind, std::move(operands), std::move(attrs), types,
+                                          std::move(loc)));
   return nodes_.back().get();
 }
 
@@ -132,7 +164,8 @@ void Graph::sortNodesTopologically() {
       for (const Value *v : node->operands())
         ready = ready && defined.count(v);
       if (ready) {
-        defined.insert(node->result());
+        for (size_t r = 0; r < node->numResults(); ++r)
+          defined.insert(node->result(r));
         nodes_.push_back(std::move(node));
         progressed = true;
       } else {

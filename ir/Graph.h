@@ -43,11 +43,12 @@ struct Argument;
 class Graph;
 class Node;
 
-/// An SSA value: the result of a node or a graph argument.
+/// An SSA value: a result of a node or a graph argument.
 struct Value {
   TensorType type;
   Node *node = nullptr;    // the defining node; null for an argument
   Argument *arg = nullptr; // the argument; null for a node result
+  unsigned index = 0;      // which result of `node` it is
 };
 
 /// A graph argument. `attrs` holds a param's initializer (`init = "normal"`, ...).
@@ -59,10 +60,15 @@ struct Argument {
   Value value;
 };
 
-/// One operation. Every op has exactly one result, `result()`.
+/// One operation. Every op has one result, `result()`, except a `fusion`
+/// (a multi-output kernel), which has one result per value its body returns:
+/// `result(0)` (= `result()`) ... `result(numResults() - 1)`.
 class Node {
 public:
   Node(OpKind kind, std::vector<Value *> operands, AttrMap attrs, TensorType type, Location loc);
+  /// A node with one result per type (at least one).
+  Node(OpKind kind, std::vector<Value *> operands, AttrMap attrs, const std::vector<TensorType> &types,
+       Location loc);
   ~Node();
 
   OpKind kind() const { return kind_; }
@@ -76,6 +82,11 @@ public:
   Value *result() { return &result_; }
   const Value *result() const { return &result_; }
   const TensorType &type() const { return result_.type; }
+  size_t numResults() const { return 1 + extraResults_.size(); }
+  Value *result(size_t i) { return i == 0 ? &result_ : extraResults_[i - 1].get(); }
+  const Value *result(size_t i) const { return i == 0 ? &result_ : extraResults_[i - 1].get(); }
+  /// The types of all results, in order.
+  std::vector<TensorType> resultTypes() const;
 
   /// The attribute `name`, or the op's default from OpKind.def. The attribute
   /// must be one the op accepts and (after verification) must be present or defaulted.
@@ -87,8 +98,8 @@ public:
   bool boolAttr(const std::string &name) const { return attr(name).asBool(); }
 
   /// A `fusion` node's body: a graph whose arguments are the operands (named
-  /// arg0, arg1, ...) and whose one result is the node's result. Null for
-  /// every other op.
+  /// arg0, arg1, ...) and whose results are the node's results, in order.
+  /// Null for every other op.
   Graph *body() const { return body_.get(); }
   void setBody(std::unique_ptr<Graph> body);
 
@@ -98,8 +109,13 @@ private:
   AttrMap attrs_;
   Location loc_;
   Value result_;
+  std::vector<std::unique_ptr<Value>> extraResults_; // results 1.. (stable addresses)
   std::unique_ptr<Graph> body_;
 };
+
+/// How a multi-output node's result is told apart in `.kir` and JSON: `#i`
+/// after the node's name (`%3#1`); empty for a one-result node or an argument.
+std::string resultSuffix(const Value &v);
 
 /// A `update %param, %value` statement: after the step, the param or state
 /// argument holds `source`.
@@ -126,6 +142,9 @@ public:
   /// or the builder, which infer it; the verifier checks it.
   Node *addNode(OpKind kind, std::vector<Value *> operands, AttrMap attrs, TensorType type,
                 Location loc = {});
+  /// Appends a node with one result per type (a multi-output `fusion`).
+  Node *addNode(OpKind kind, std::vector<Value *> operands, AttrMap attrs,
+                const std::vector<TensorType> &types, Location loc = {});
   void addResult(Value *v, std::string name = {});
   void addUpdate(Argument *target, Value *source, Location loc = {});
 

@@ -47,11 +47,14 @@ std::unique_ptr<Graph> copyGraph(const Graph &graph, bool toF64,
     AttrMap attrs = node->attrs();
     if (toF64 && node->kind() == OpKind::Cast && isFloat(node->attr("to").asDType()))
       attrs.set("to", DType::F64);
-    Node *added = copy->addNode(node->kind(), std::move(operands), std::move(attrs),
-                                promote(node->type()), node->loc());
+    std::vector<TensorType> types = node->resultTypes();
+    for (TensorType &t : types)
+      t = promote(t);
+    Node *added = copy->addNode(node->kind(), std::move(operands), std::move(attrs), types, node->loc());
     if (const Graph *body = node->body())
       added->setBody(copyGraph(*body, toF64, nullptr));
-    map[node->result()] = added->result();
+    for (size_t r = 0; r < node->numResults(); ++r)
+      map[node->result(r)] = added->result(r);
   }
   for (size_t i = 0; i < graph.results().size(); ++i)
     copy->addResult(map.at(graph.results()[i]), graph.hasResultName(i) ? graph.resultName(i) : "");

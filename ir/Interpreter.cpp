@@ -355,10 +355,11 @@ std::string nodeLocation(const Node &node, const std::string &fallback) {
 Buffer evaluate(const Node &node, const std::vector<const Buffer *> &in,
                 const InterpreterOptions &options);
 
-/// Runs a fusion body on its operands' buffers and returns what it yields.
-/// Every body value is kept until the body ends (interpreterPeakBytes counts so).
-Buffer evaluateBody(const Node &fusion, const std::vector<const Buffer *> &in,
-                    const InterpreterOptions &options) {
+/// Runs a fusion body on its operands' buffers and returns what it yields,
+/// one buffer per result. Every body value is kept until the body ends
+/// (interpreterPeakBytes counts so).
+std::vector<Buffer> evaluateBody(const Node &fusion, const std::vector<const Buffer *> &in,
+                                 const InterpreterOptions &options) {
   const Graph &body = *fusion.body();
   std::unordered_map<const Value *, Buffer> values;
   std::unordered_map<const Value *, const Buffer *> bound;
@@ -377,9 +378,30 @@ Buffer evaluateBody(const Node &fusion, const std::vector<const Buffer *> &in,
                   std::string(opName(node->kind())) + " in a fusion", "produced");
     values.emplace(node->result(), std::move(result));
   }
-  const Value *yielded = body.results()[0];
-  auto arg = bound.find(yielded);
-  return arg != bound.end() ? *arg->second : std::move(values.at(yielded));
+  std::vector<Buffer> out;
+  const auto &yielded = body.results();
+  for (size_t r = 0; r < yielded.size(); ++r) {
+    auto arg = bound.find(yielded[r]);
+    bool yieldedAgain = std::find(yielded.begin() + std::ptrdiff_t(r) + 1, yielded.end(), yielded[r]) !=
+                        yielded.end();
+    if (arg != bound.end())
+      out.push_back(*arg->second);
+    else if (yieldedAgain)
+      out.push_back(values.at(yielded[r]));
+    else
+      out.push_back(std::move(values.at(yielded[r])));
+  }
+  return out;
+}
+
+/// Every result of `node`, in order.
+std::vector<Buffer> evaluateResults(const Node &node, const std::vector<const Buffer *> &in,
+                                    const InterpreterOptions &options) {
+  if (node.body())
+    return evaluateBody(node, in, options);
+  std::vector<Buffer> out;
+  out.push_back(evaluate(node, in, options));
+  return out;
 }
 
 Buffer evaluate(const Node &node, const std::vector<const Buffer *> &in,
@@ -457,7 +479,7 @@ Buffer evaluate(const Node &node, const std::vector<const Buffer *> &in,
   case OpKind::Gather: return gather(node, x, y);
   case OpKind::ScatterAdd: return scatterAdd(node, x, y, p);
   case OpKind::RngUniform: return rngUniform(node, x, p);
-  case OpKind::Fusion: return evaluateBody(node, in, options);
+  case OpKind::Fusion: return std::move(evaluateBody(node, in, options)[0]);
   }
   KILN_UNREACHABLE("every op kind is handled above");
 }
@@ -555,17 +577,21 @@ InterpreterResult interpret(const Graph &graph, const TensorMap &arguments,
     operands.clear();
     for (const Value *operand : node->operands())
       operands.push_back(&values.at(operand));
-    Buffer result = interp::evaluate(*node, operands, options);
-    assert(result.dtype == node->type().dtype && result.shape == node->type().shape &&
-           "a kernel must produce its node's type");
-    if (options.checkNumerics && result.isReal())
-      interp::checkFinite(result, interp::nodeLocation(*node, graph.loc().toString()),
-                          std::string(opName(node->kind())), "produced");
+    std::vector<Buffer> results = interp::evaluateResults(*node, operands, options);
+    for (size_t r = 0; r < results.size(); ++r) {
+      const Buffer &result = results[r];
+      assert(result.dtype == node->result(r)->type.dtype &&
+             result.shape == node->result(r)->type.shape && "a kernel must produce its node's type");
+      if (options.checkNumerics && result.isReal())
+        interp::checkFinite(result, interp::nodeLocation(*node, graph.loc().toString()),
+                            std::string(opName(node->kind())), "produced");
+    }
     for (const Value *operand : node->operands())
       if (--usesLeft[operand] == 0 && !kept.count(operand))
         values.erase(operand);
-    if (usesLeft[node->result()] > 0 || kept.count(node->result()))
-      values.emplace(node->result(), std::move(result));
+    for (size_t r = 0; r < results.size(); ++r)
+      if (usesLeft[node->result(r)] > 0 || kept.count(node->result(r)))
+        values.emplace(node->result(r), std::move(results[r]));
   }
 
   InterpreterResult out;
@@ -598,8 +624,11 @@ uint64_t runningBytes(const Node &node) {
   uint64_t bytes = 0;
   for (const auto &inner : body->nodes())
     bytes = addBytes(bytes, runningBytes(*inner));
-  if (!body->results()[0]->node)
-    bytes = addBytes(bytes, interpretedBytes(node.type()));
+  const auto &yielded = body->results();
+  for (size_t r = 0; r < yielded.size(); ++r) // copies: of an argument, or of a value yielded again
+    if (!yielded[r]->node || std::find(yielded.begin() + std::ptrdiff_t(r) + 1, yielded.end(),
+                                       yielded[r]) != yielded.end())
+      bytes = addBytes(bytes, interpretedBytes(yielded[r]->type));
   return bytes;
 }
 
@@ -626,8 +655,9 @@ uint64_t interpreterPeakBytes(const Graph &graph) {
     for (const Value *operand : node->operands())
       if (--usesLeft[operand] == 0 && !kept.count(operand))
         live -= interpretedBytes(operand->type);
-    if (usesLeft[node->result()] > 0 || kept.count(node->result()))
-      live += interpretedBytes(node->type());
+    for (size_t r = 0; r < node->numResults(); ++r)
+      if (usesLeft[node->result(r)] > 0 || kept.count(node->result(r)))
+        live += interpretedBytes(node->result(r)->type);
   }
   return peak;
 }

@@ -39,6 +39,12 @@ Json attrToJson(const Attribute &a) {
     return Json{{"buffer", a.asBufferSlice().buffer},
                 {"begin", a.asBufferSlice().begin},
                 {"end", a.asBufferSlice().end}};
+  if (a.isBufferList()) {
+    Json list = Json::array();
+    for (const BufferSlice &b : a.asBufferList())
+      list.push_back(attrToJson(Attribute(b)));
+    return list;
+  }
   Json list = Json::array();
   for (double v : a.asFloatList())
     list.push_back(floatToJson(v));
@@ -141,6 +147,19 @@ private:
     return std::nullopt;
   }
 
+  static bool isBufferSliceJson(const Json &j) {
+    return j.is_object() && j.size() == 3 && j.contains("buffer") && j["buffer"].is_string() &&
+           j.contains("begin") && j["begin"].is_number_integer() && j.contains("end") &&
+           j["end"].is_number_integer();
+  }
+
+  BufferSlice readBufferSlice(const Json &j, const std::string &at) const {
+    BufferSlice b{j["buffer"].get<std::string>(), j["begin"].get<int64_t>(), j["end"].get<int64_t>()};
+    if (b.begin < 0 || b.end < b.begin)
+      fail(at, "buffer slice needs 0 <= begin <= end");
+    return b;
+  }
+
   Attribute readAttr(const Json &j, const std::string &at, const AttrSpec *spec) const {
     if (spec && spec->kind == AttrKind::DType) {
       if (!j.is_string() || !parseDType(j.get<std::string>()))
@@ -154,15 +173,19 @@ private:
       return Attribute(j.get<int64_t>());
     }
     if (std::optional<double> f = readFloat(j)) return Attribute(*f);
-    if (j.is_object() && j.size() == 3 && j.contains("buffer") && j["buffer"].is_string() &&
-        j.contains("begin") && j["begin"].is_number_integer() && j.contains("end") &&
-        j["end"].is_number_integer()) {
-      BufferSlice b{j["buffer"].get<std::string>(), j["begin"].get<int64_t>(), j["end"].get<int64_t>()};
-      if (b.begin < 0 || b.end < b.begin)
-        fail(at, "buffer slice needs 0 <= begin <= end");
-      return Attribute(b);
-    }
+    if (isBufferSliceJson(j))
+      return Attribute(readBufferSlice(j, at));
     if (j.is_string()) return Attribute(j.get<std::string>());
+    if (j.is_array() && !j.empty() && isBufferSliceJson(j[0])) {
+      Attribute::BufferList slices;
+      for (size_t i = 0; i < j.size(); ++i) {
+        std::string itemAt = at + "/" + std::to_string(i);
+        if (!isBufferSliceJson(j[i]))
+          fail(itemAt, "expected a buffer slice like the list's first, got " + j[i].dump());
+        slices.push_back(readBufferSlice(j[i], itemAt));
+      }
+      return Attribute(std::move(slices));
+    }
     if (j.is_array()) {
       Attribute::IntList ints;
       Attribute::FloatList floats;
@@ -250,15 +273,27 @@ private:
         for (size_t k = 0; k < ops.size(); ++k)
           operands.push_back(lookup(ops[k], nodeAt + "/operands/" + std::to_string(k)));
       }
+      std::vector<TensorType> types;
+      if (nodes[i].contains("types")) { // a multi-output fusion
+        const Json &list = nodes[i]["types"];
+        if (!list.is_array() || list.size() < 2)
+          fail(nodeAt + "/types", "expected an array of two or more types");
+        if (nodes[i].contains("type"))
+          fail(nodeAt + "/type", "a node has \"type\" or \"types\", not both");
+        for (size_t k = 0; k < list.size(); ++k)
+          types.push_back(readType(list[k], nodeAt + "/types/" + std::to_string(k)));
+      } else {
+        types.push_back(readType(member(nodes[i], nodeAt, "type"), nodeAt + "/type"));
+      }
       Node *node = graph->addNode(*kind, std::move(operands), readAttrs(nodes[i], nodeAt, &opInfo(*kind)),
-                                  readType(member(nodes[i], nodeAt, "type"), nodeAt + "/type"),
-                                  Location{file_ + ":" + nodeAt});
+                                  types, Location{file_ + ":" + nodeAt});
       if (nodes[i].contains("body")) {
         std::unordered_map<std::string, Value *> outer = std::move(values_);
         node->setBody(readGraph(nodes[i]["body"], nodeAt + "/body"));
         values_ = std::move(outer);
       }
-      values_["%" + std::to_string(i)] = node->result();
+      for (size_t k = 0; k < node->numResults(); ++k)
+        values_["%" + std::to_string(i) + resultSuffix(*node->result(k))] = node->result(k);
     }
     const Json &results = member(j, at, "results");
     if (!results.is_array())
@@ -355,7 +390,8 @@ static Json graphToJson(const Graph &g) {
   Json nodes = Json::array();
   for (size_t i = 0; i < g.nodes().size(); ++i) {
     const Node &node = *g.nodes()[i];
-    names[node.result()] = "%" + std::to_string(i);
+    for (size_t k = 0; k < node.numResults(); ++k)
+      names[node.result(k)] = "%" + std::to_string(i) + resultSuffix(*node.result(k));
     Json n{{"op", std::string(opName(node.kind()))}};
     if (!node.operands().empty()) {
       Json ops = Json::array();
@@ -371,7 +407,14 @@ static Json graphToJson(const Graph &g) {
         a[name] = attrToJson(value);
       n["attrs"] = a;
     }
-    n["type"] = typeToJson(node.type());
+    if (node.numResults() == 1) {
+      n["type"] = typeToJson(node.type());
+    } else {
+      Json types = Json::array();
+      for (size_t k = 0; k < node.numResults(); ++k)
+        types.push_back(typeToJson(node.result(k)->type));
+      n["types"] = types;
+    }
     if (const Graph *body = node.body())
       n["body"] = graphToJson(*body);
     nodes.push_back(n);

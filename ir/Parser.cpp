@@ -4,6 +4,8 @@
 #include "ir/Verifier.h"
 #include "runtime/Error.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -90,6 +92,12 @@ public:
         t.text += advance();
       if (t.text.empty())
         fail(t, std::string("expected a name after '") + c + "'");
+      // `%3#1`: result 1 of the multi-output node %3.
+      if (c == '%' && pos_ + 1 < text_.size() && text_[pos_] == '#' &&
+          std::isdigit(static_cast<unsigned char>(text_[pos_ + 1])))
+        do
+          t.text += advance();
+        while (pos_ < text_.size() && std::isdigit(static_cast<unsigned char>(text_[pos_])));
       return t;
     }
     default: break;
@@ -324,6 +332,8 @@ private:
       Attribute::IntList ints;
       Attribute::FloatList floats;
       bool anyFloat = false;
+      if (tok_.kind == Tok::Percent || atKeyword("arena")) // one buffer slice per result
+        return parseBufferList();
       if (tok_.kind != Tok::RBracket) {
         do {
           Token item = tok_;
@@ -347,6 +357,25 @@ private:
     default:
       fail("expected an attribute value, got " + describe(t));
     }
+  }
+
+  /// `arena[0:64], %w[0:32]]` after the `[`: the slices of a multi-output node.
+  Attribute parseBufferList() {
+    Attribute::BufferList slices;
+    do {
+      Token buffer = tok_;
+      if (buffer.kind == Tok::Percent) {
+        take();
+        slices.push_back(parseBufferSlice("%" + buffer.text).asBufferSlice());
+      } else if (atKeyword("arena")) {
+        take();
+        slices.push_back(parseBufferSlice("arena").asBufferSlice());
+      } else {
+        fail("expected a buffer slice in the list, got " + describe(buffer));
+      }
+    } while (accept(Tok::Comma));
+    expect(Tok::RBracket, "',' or ']' in the list of buffer slices");
+    return Attribute(std::move(slices));
   }
 
   /// `[begin:end]` after `arena` or `%arg`.
@@ -380,6 +409,9 @@ private:
 
   Value *lookup(const Token &t) {
     auto it = values_.find(t.text);
+    if (it == values_.end() && values_.count(t.text + "#0"))
+      lexer_.fail(t, "'%" + t.text + "' has several results: use '%" + t.text + "#0', '%" +
+                         t.text + "#1', ...");
     if (it == values_.end())
       lexer_.fail(t, "use of undefined value '%" + t.text + "'");
     return it->second;
@@ -483,6 +515,17 @@ private:
 
   void parseNode(Graph &graph) {
     Token name = take();
+    if (name.text.find('#') != std::string::npos)
+      lexer_.fail(name, "'%" + name.text + "' names a result; define the node as '%" +
+                            name.text.substr(0, name.text.find('#')) + ":N'");
+    int64_t declaredResults = 0; // `%3:2 = ...`: a node with two results, %3#0 and %3#1
+    if (accept(Tok::Colon)) {
+      Token count = tok_;
+      declaredResults = parseInt();
+      if (declaredResults < 2)
+        lexer_.fail(count, "a node written '%" + name.text + ":N' needs N >= 2 results, got " +
+                               std::to_string(declaredResults));
+    }
     expect(Tok::Equal, "'=' after '%" + name.text + "'");
     Location loc = here();
     Token op = expect(Tok::Ident, "an op name");
@@ -498,8 +541,16 @@ private:
     AttrMap attrs;
     if (tok_.kind == Tok::LBrace)
       attrs = parseAttrDict();
-    expect(Tok::Colon, "':' and the result type");
-    TensorType type = parseType();
+    Token colon = expect(Tok::Colon, "':' and the result type");
+    std::vector<TensorType> types = {parseType()};
+    while (accept(Tok::Comma))
+      types.push_back(parseType());
+    if (types.size() != size_t(std::max<int64_t>(declaredResults, 1)))
+      lexer_.fail(colon, "'%" + name.text + "' declares " +
+                             std::to_string(std::max<int64_t>(declaredResults, 1)) + " result" +
+                             (declaredResults > 1 ? "s" : "") + " but " +
+                             std::to_string(types.size()) +
+                             (types.size() == 1 ? " type is written" : " types are written"));
     std::unique_ptr<Graph> body;
     if (tok_.kind == Tok::LBrace) {
       if (*kind != OpKind::Fusion)
@@ -510,10 +561,18 @@ private:
         lexer_.fail(op, "fusions do not nest");
       body = parseRegion(graph, operands, loc);
     }
-    Node *node = graph.addNode(*kind, std::move(operands), std::move(attrs), type, loc);
+    Node *node = graph.addNode(*kind, std::move(operands), std::move(attrs), types, loc);
     if (body)
       node->setBody(std::move(body));
-    define(name, node->result());
+    if (node->numResults() == 1) {
+      define(name, node->result());
+      return;
+    }
+    for (size_t r = 0; r < node->numResults(); ++r) {
+      Token result = name;
+      result.text += resultSuffix(*node->result(r));
+      define(result, node->result(r));
+    }
   }
 
   /// `{ nodes... yield %v }`: a fusion's body, with its own names: %arg0..
@@ -535,8 +594,10 @@ private:
     if (!atKeyword("yield"))
       fail("expected a '%name = op' statement or 'yield' in the fusion body, got " + describe(tok_));
     take();
-    body->addResult(lookup(expect(Tok::Percent, "the yielded '%value'")));
-    expect(Tok::RBrace, "'}' after yield");
+    do
+      body->addResult(lookup(expect(Tok::Percent, "a yielded '%value'")));
+    while (accept(Tok::Comma));
+    expect(Tok::RBrace, "',' or '}' after the yielded value");
     values_ = std::move(saved);
     inRegion_ = false;
     return body;

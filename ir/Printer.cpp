@@ -28,20 +28,27 @@ std::string printNodes(const Graph &graph, std::unordered_map<const Value *, std
   size_t number = 0;
   for (const auto &node : graph.nodes()) {
     std::string name = "%" + std::to_string(number++);
-    names[node->result()] = name;
+    for (size_t r = 0; r < node->numResults(); ++r)
+      names[node->result(r)] = name + resultSuffix(*node->result(r));
+    if (node->numResults() > 1) // MLIR's spelling: %3:2 defines %3#0 and %3#1
+      name += ":" + std::to_string(node->numResults());
     out += indent + name + " = " + std::string(opName(node->kind()));
     for (size_t i = 0; i < node->operands().size(); ++i)
       out += (i ? ", " : " ") + names.at(node->operand(i));
     std::string attrs = printAttrs(canonicalAttributes(node->kind(), node->attrs()));
     if (!attrs.empty())
       out += " " + attrs;
-    out += " : " + node->type().toString();
+    for (size_t r = 0; r < node->numResults(); ++r)
+      out += (r ? ", " : " : ") + node->result(r)->type.toString();
     if (const Graph *body = node->body()) {
       std::unordered_map<const Value *, std::string> inner;
       for (const auto &arg : body->arguments())
         inner[&arg->value] = "%" + arg->name;
       out += " {\n" + printNodes(*body, inner, indent + "  ");
-      out += indent + "  yield " + inner.at(body->results()[0]) + "\n" + indent + "}";
+      out += indent + "  yield";
+      for (size_t r = 0; r < body->results().size(); ++r)
+        out += (r ? ", " : " ") + inner.at(body->results()[r]);
+      out += "\n" + indent + "}";
     }
     out += "\n";
   }

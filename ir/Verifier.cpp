@@ -4,6 +4,7 @@
 #include "runtime/Error.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cctype>
 #include <set>
 #include <unordered_map>
@@ -501,9 +502,9 @@ std::string checkAttributes(OpKind kind, const AttrMap &attrs) {
   const OpInfo &info = opInfo(kind);
   for (const auto &[name, value] : attrs) {
     if (name == kBufferAttr) { // any op may carry its memory plan
-      if (!value.isBufferSlice())
-        return "attribute 'buffer' must be a buffer slice such as arena[0:64], got " +
-               value.toString();
+      if (!value.isBufferSlice() && !value.isBufferList())
+        return "attribute 'buffer' must be a buffer slice such as arena[0:64] (or a list of "
+               "them, one per result), got " + value.toString();
       continue;
     }
     const AttrSpec *spec = info.findAttr(name);
@@ -570,7 +571,8 @@ bool isIdentifier(const std::string &s) {
 }
 
 /// A fusion's body: arguments matching the operands (named arg0, arg1, ...,
-/// role input), one result of the node's type, no updates, no nested fusion.
+/// role input), one result per node result of its type, no updates, no
+/// nested fusion.
 void verifyFusionBody(const Graph &graph, const Node &node) {
   std::string where = describeNodeLocation(graph, node);
   const Graph *body = node.body();
@@ -589,16 +591,79 @@ void verifyFusionBody(const Graph &graph, const Node &node) {
                             node.operand(i)->type.toString() + " but %arg" + std::to_string(i) +
                             " is " + arg.value.type.toString());
   }
-  if (body->results().size() != 1 || !body->updates().empty())
-    throwError(where, "fusion body must yield exactly one value and update nothing");
-  if (body->results()[0]->type != node.type())
-    throwError(where, "fusion yields " + body->results()[0]->type.toString() + " but its type is " +
-                          node.type().toString());
+  if (!body->updates().empty())
+    throwError(where, "fusion body must update nothing");
+  if (body->results().size() != node.numResults())
+    throwError(where, "fusion body yields " + std::to_string(body->results().size()) +
+                          (body->results().size() == 1 ? " value" : " values") + " for " +
+                          std::to_string(node.numResults()) + " results");
+  for (size_t r = 0; r < node.numResults(); ++r)
+    if (body->results()[r]->type != node.result(r)->type)
+      throwError(where, "fusion yields " + body->results()[r]->type.toString() +
+                            (node.numResults() > 1 ? " as result " + std::to_string(r) : "") +
+                            " but its type is " + node.result(r)->type.toString());
   for (const auto &inner : body->nodes())
     if (inner->kind() == OpKind::Fusion)
       throwError(describeNodeLocation(*body, *inner), "fusions do not nest");
   verifyGraph(*body);
 }
+
+std::vector<BufferSlice> nodeBuffers(const Node &node) {
+  const Attribute *buffer = node.attrs().find(kBufferAttr);
+  if (buffer && buffer->isBufferSlice())
+    return {buffer->asBufferSlice()};
+  if (buffer && buffer->isBufferList())
+    return buffer->asBufferList();
+  return {};
+}
+
+void setNodeBuffers(Node &node, const std::vector<BufferSlice> &slices) {
+  assert(slices.size() == node.numResults() && "one slice per result");
+  if (slices.size() == 1)
+    node.attrs().set(kBufferAttr, slices[0]);
+  else
+    node.attrs().set(kBufferAttr, slices);
+}
+
+namespace {
+
+/// The `buffer` attribute: one slice per result (a list exactly when the node
+/// has several), each large enough and inside the arena or an argument.
+void verifyBuffers(const Graph &graph, const Node &node) {
+  const Attribute *buffer = node.attrs().find(kBufferAttr);
+  std::string where = describeNodeLocation(graph, node);
+  if (node.numResults() > 1 && !buffer->isBufferList())
+    throwError(where, "a node with " + std::to_string(node.numResults()) +
+                          " results needs a list of buffer slices, one per result, got " +
+                          buffer->toString());
+  if (node.numResults() == 1 && !buffer->isBufferSlice())
+    throwError(where, "a node with one result needs one buffer slice, got " + buffer->toString());
+  std::vector<BufferSlice> slices = nodeBuffers(node);
+  if (slices.size() != node.numResults())
+    throwError(where, "buffer " + buffer->toString() + " has " + std::to_string(slices.size()) +
+                          (slices.size() == 1 ? " slice" : " slices") + " for " +
+                          std::to_string(node.numResults()) + " results");
+  for (size_t r = 0; r < slices.size(); ++r) {
+    const BufferSlice &slice = slices[r];
+    const TensorType &type = node.result(r)->type;
+    std::string text = Attribute(slice).toString();
+    int64_t bytes = type.numElements() * int64_t(dtypeSize(type.dtype));
+    if (slice.size() < bytes)
+      throwError(where, "buffer " + text + " holds " + std::to_string(slice.size()) +
+                            " bytes, but " + type.toString() + " needs " + std::to_string(bytes));
+    if (slice.isArena())
+      continue;
+    const Argument *arg = graph.findArgument(slice.buffer.substr(1));
+    if (!arg)
+      throwError(where, "buffer " + text + " names no argument of @" + graph.name());
+    int64_t argBytes = arg->value.type.numElements() * int64_t(dtypeSize(arg->value.type.dtype));
+    if (slice.end > argBytes)
+      throwError(where, "buffer " + text + " lies outside '%" + arg->name + "' (" +
+                            std::to_string(argBytes) + " bytes)");
+  }
+}
+
+} // namespace
 
 void verifyGraph(const Graph &graph) {
   auto where = [&](const Location &loc) {
@@ -646,38 +711,28 @@ void verifyGraph(const Graph &graph) {
         inferType(node->kind(), operandTypes, node->attrs(), given ? &node->type() : nullptr, error);
     if (!type)
       throwError(describeNodeLocation(graph, *node), error);
-    if (const Attribute *buffer = node->attrs().find(kBufferAttr)) {
-      const BufferSlice &slice = buffer->asBufferSlice();
-      int64_t bytes = node->type().numElements() * int64_t(dtypeSize(node->type().dtype));
-      if (slice.size() < bytes)
-        throwError(describeNodeLocation(graph, *node),
-                   "buffer " + buffer->toString() + " holds " + std::to_string(slice.size()) +
-                       " bytes, but " + node->type().toString() + " needs " + std::to_string(bytes));
-      if (!slice.isArena()) {
-        const Argument *arg = graph.findArgument(slice.buffer.substr(1));
-        if (!arg)
-          throwError(describeNodeLocation(graph, *node),
-                     "buffer " + buffer->toString() + " names no argument of @" + graph.name());
-        int64_t argBytes = arg->value.type.numElements() * int64_t(dtypeSize(arg->value.type.dtype));
-        if (slice.end > argBytes)
-          throwError(describeNodeLocation(graph, *node),
-                     "buffer " + buffer->toString() + " lies outside '%" + arg->name + "' (" +
-                         std::to_string(argBytes) + " bytes)");
-      }
-    }
+    if (node->numResults() > 1 && node->kind() != OpKind::Fusion)
+      throwError(describeNodeLocation(graph, *node),
+                 std::string(opName(node->kind())) + " has " + std::to_string(node->numResults()) +
+                     " results; only a fusion may have several");
+    if (node->attrs().find(kBufferAttr))
+      verifyBuffers(graph, *node);
     if (node->kind() == OpKind::Fusion)
       verifyFusionBody(graph, *node);
     else if (node->body())
       throwError(describeNodeLocation(graph, *node), std::string(opName(node->kind())) +
                                                          " cannot have a body");
-    std::string badType = checkType(node->type());
-    if (!badType.empty())
-      throwError(describeNodeLocation(graph, *node), badType);
+    for (size_t r = 0; r < node->numResults(); ++r) {
+      std::string badType = checkType(node->result(r)->type);
+      if (!badType.empty())
+        throwError(describeNodeLocation(graph, *node), badType);
+    }
     if (*type != node->type())
       throwError(describeNodeLocation(graph, *node),
                  std::string(opName(node->kind())) + " result type is " + type->toString() +
                      ", not the written " + node->type().toString());
-    defined[node->result()] = true;
+    for (size_t r = 0; r < node->numResults(); ++r)
+      defined[node->result(r)] = true;
   }
   for (const Value *result : graph.results())
     if (!defined.count(result))

@@ -9,8 +9,15 @@
 
 namespace kiln {
 
-/// The attribute every op may carry: its slice of memory after planning.
+/// The attribute every op may carry: its slice of memory after planning, a
+/// list of slices (one per result) for a multi-output node.
 inline constexpr const char *kBufferAttr = "buffer";
+
+/// The `buffer` slices of `node`, one per result; empty when it has none (or
+/// a malformed one, which the verifier reports).
+std::vector<BufferSlice> nodeBuffers(const Node &node);
+/// Sets `buffer`: one slice, or a list for a node with several results.
+void setNodeBuffers(Node &node, const std::vector<BufferSlice> &slices);
 
 /// Checks `attrs` against the op's attribute list in OpKind.def: no unknown
 /// name, every required one present, each of the declared kind. Returns an

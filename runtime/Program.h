@@ -2,6 +2,7 @@
 // The runtime knows no IR: codegen lowers a planned graph to a Program.
 #pragma once
 
+#include "runtime/ArgumentInit.h"
 #include "runtime/DType.h"
 #include "runtime/Shape.h"
 
@@ -90,6 +91,7 @@ struct ArgumentSpec {
   ArgumentRole role = ArgumentRole::Input;
   DType dtype = DType::F32;
   Shape shape;
+  ArgumentInit init; // its value when none is given (params from the seed, random feeds)
 };
 
 struct ResultSpec {

@@ -43,3 +43,7 @@ uint64_t hashName(const char *data, size_t size) {
 }
 
 } // namespace kiln
+
+extern "C" float kiln_rng_uniform(int64_t seed, int64_t counter) {
+  return float(kiln::uniformAt(uint64_t(seed), uint64_t(counter)));
+}

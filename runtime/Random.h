@@ -22,3 +22,6 @@ double normalAt(uint64_t key, uint64_t counter);
 uint64_t hashName(const char *data, size_t size);
 
 } // namespace kiln
+
+/// `rng_uniform` for generated kernels (JIT and AOT): uniformAt(seed, counter) as f32.
+extern "C" float kiln_rng_uniform(int64_t seed, int64_t counter);

@@ -7,6 +7,7 @@
 #include "passes/PassManager.h"
 #include "passes/fusion/Fusion.h"
 #include "passes/memory/MemoryReport.h"
+#include "passes/memory/MemorySvg.h"
 
 #include <set>
 #include <string>
@@ -27,7 +28,9 @@ inline const char *kPipelineFlagsUsage = R"(pipeline flags:
   --time-passes         print the wall time of every stage (to stderr)
   --report=fusion,memory  print these reports of the final IR to stdout
                         (the IR then goes only to -o FILE, if given)
-  --report-format=text|json
+  --report-format=text|json|svg
+                        svg: the arena of --report=memory as a picture
+                        (one graph)
 )";
 
 /// `valueOptions` plus the pipeline flags that take a value.
@@ -84,15 +87,25 @@ inline std::vector<std::string> requestedReports(const CommandLine &cl) {
     if (r != "fusion" && r != "memory")
       throwError("", "unknown report '" + r + "' (expected fusion or memory)");
   std::string format = cl.get("--report-format", "text");
-  if (format != "text" && format != "json")
-    throwError("", "--report-format must be text or json, got '" + format + "'");
+  if (format != "text" && format != "json" && format != "svg")
+    throwError("", "--report-format must be text, json or svg, got '" + format + "'");
+  if (format == "svg" && reports != std::vector<std::string>{"memory"})
+    throwError("", "--report-format=svg draws the memory report alone: use --report=memory");
   return reports;
 }
 
 /// The requested reports of every graph of `module`: text one after the
-/// other, or one JSON object {"GRAPH": {"fusion": ..., "memory": ...}, ...}.
+/// other, or one JSON object {"GRAPH": {"fusion": ..., "memory": ...}, ...},
+/// or (`format` svg, the memory report of a module of one graph) an SVG picture.
 inline std::string reportText(const Module &module, const std::vector<std::string> &reports,
-                              bool json) {
+                              const std::string &format) {
+  if (format == "svg") {
+    if (module.graphs.size() != 1)
+      throwError("", "--report-format=svg draws one graph, but the module has " +
+                         std::to_string(module.graphs.size()));
+    return memoryReportSvg(*module.graphs[0]);
+  }
+  bool json = format == "json";
   std::string out = json ? "{" : "";
   for (size_t g = 0; g < module.graphs.size(); ++g) {
     const Graph &graph = *module.graphs[g];

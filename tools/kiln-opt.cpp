@@ -27,11 +27,11 @@ prints the result as .kir text.
 std::string processModule(kiln::Module &module,
                           const std::vector<std::unique_ptr<kiln::Pass>> &passes,
                           kiln::PassManager &passManager, const std::vector<std::string> &reports,
-                          bool json, std::string &reportOutput) {
+                          const std::string &format, std::string &reportOutput) {
   passManager.begin(module);
   passManager.run(module, passes);
   if (!reports.empty())
-    reportOutput += kiln::reportText(module, reports, json);
+    reportOutput += kiln::reportText(module, reports, format);
   return kiln::printModule(module);
 }
 
@@ -58,7 +58,7 @@ int run(int argc, char **argv) {
                          "--split-input-file");
 
   std::vector<std::string> reports = kiln::requestedReports(cl);
-  bool json = cl.get("--report-format") == "json";
+  std::string format = cl.get("--report-format", "text");
   std::string output, reportOutput;
   bool failed = false;
   if (cl.has("--split-input-file")) {
@@ -70,7 +70,7 @@ int run(int argc, char **argv) {
         output += "// -----\n";
       try {
         kiln::Module module = kiln::parseModule(chunks[i].text, name, chunks[i].firstLine);
-        output += processModule(module, passes, passManager, reports, json, reportOutput);
+        output += processModule(module, passes, passManager, reports, format, reportOutput);
       } catch (const kiln::Error &e) {
         std::cerr << e.what() << "\n";
         failed = true;
@@ -78,7 +78,7 @@ int run(int argc, char **argv) {
     }
   } else {
     kiln::Module module = kiln::loadModuleFile(path);
-    output = processModule(module, passes, passManager, reports, json, reportOutput);
+    output = processModule(module, passes, passManager, reports, format, reportOutput);
   }
   passManager.printTimings();
   if (cl.has("-o"))

@@ -7,23 +7,33 @@
 #include "compiler/GradCheck.h"
 #include "compiler/TrainingStep.h"
 #include "ir/ArgumentValues.h"
+#include "ir/Dot.h"
 #include "ir/Graph.h"
 #include "ir/GraphEdit.h"
 #include "ir/Interpreter.h"
 #include "ir/Json.h"
 #include "ir/ModuleFile.h"
 #include "ir/Printer.h"
+#include "runtime/Feeds.h"
 #include "runtime/Npy.h"
 #include "runtime/Safetensors.h"
 #ifdef KILN_HAVE_CPU_BACKEND
+#include "AotLink.h"
+#include "runtime/cpu/AotHeader.h"
 #include "runtime/cpu/Executable.h"
+#include "runtime/cpu/Threads.h"
 #endif
 
+#include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <map>
+#include <set>
 #include <unistd.h>
 
 namespace {
@@ -38,15 +48,21 @@ commands:
 
   compile FILE [--train --optimizer=sgd|momentum|nesterov|adam|adamw [--lr=X]
                [--momentum=X] [--weight-decay=X] [--clip-norm=X] [--loss=NAME]]
-               [--graph=NAME] [--emit=kir|json|mlir|cuda|ptx] [--arch=sm_90]
-               [-o OUT] [pipeline flags]
+               [--graph=NAME] [--emit=kir|json|dot|mlir|llvm|asm|obj|cuda|ptx]
+               [--target=cpu] [--cpu=NAME] [--arch=sm_90] [-o OUT] [pipeline flags]
       Compiles a graph. With --train the result is the whole training step:
       forward, loss, gradients of every param and the optimizer update, as
       one graph with `update`s (the learning rate is its input `lr`, with
       --lr as default); that is the stage `train`. Then the pipeline runs:
       --passes, else the default pipeline. --emit=kir (default) or json
-      writes the graph; --emit=cuda the CUDA C++ of its GPU kernels, --emit=ptx
-      their PTX from NVRTC for --arch (and --dump-dir gets one .cu per kernel).
+      writes the graph, dot a Graphviz digraph of it (fusions as clusters);
+      mlir, llvm (after O3) or asm the CPU backend's kernels (with
+      --dump-dir also DIR/kernels/, one file per kernel); obj an object
+      file OUT.o plus its C header OUT.h. --target=cpu -o NAME links a
+      standalone executable (NAME --help). --cpu (or -mcpu) names
+      the CPU to generate code for (LLVM's names; default: the host).
+      --emit=cuda writes the CUDA C++ of the GPU kernels, --emit=ptx their
+      PTX from NVRTC for --arch (with --dump-dir also one .cu per kernel).
 
   check-grad FILE [--inputs=FEEDS] [--tol=1e-6] [--seed=N]
                   [--elements=N] [--loss=NAME] [--graph=NAME]
@@ -59,6 +75,7 @@ commands:
   run FILE [--target=interp|cpu] [--train --optimizer=NAME [--lr=X] ...] [--graph=NAME] [--inputs=FEEDS]
            [--seed=N] [--steps=N] [--precision=native|f64]
            [--output=OUT.safetensors] [--check-numerics] [--memory-limit=BYTES]
+           [--profile] [--trace=FILE.json]
       Runs a graph and prints a summary of its results. --inputs is a comma
       list of FILE.safetensors and NAME=FILE.npy entries and may give any
       graph argument by name (inputs, params, state); the others get seeded
@@ -69,6 +86,10 @@ commands:
       --check-numerics stops at the first argument or node holding a NaN or
       infinity; a graph whose live values in the interpreter would exceed
       --memory-limit (default: the physical memory) is refused before it runs.
+      --profile (--target=cpu) prints the time of every step entry (kernel
+      or library call) per run, slowest first, over the runs after the first
+      (all of them with --steps=1); --trace=FILE.json writes the last run's
+      entries as a Chrome trace (Perfetto, chrome://tracing).
 )";
 
 using kiln::HostTensor;
@@ -140,37 +161,9 @@ void checkFeeds(const kiln::Graph &graph, const TensorMap &tensors, const std::s
 /// latter). Each is checked against `graph` where it was read; a name given
 /// twice is an error.
 TensorMap loadFeeds(const kiln::Graph &graph, const std::string &spec) {
-  TensorMap feeds;
-  std::map<std::string, std::string> sourceOf;
-  size_t begin = 0;
-  while (begin <= spec.size()) {
-    size_t comma = std::min(spec.find(',', begin), spec.size());
-    std::string entry = spec.substr(begin, comma - begin);
-    begin = comma + 1;
-    if (entry.empty())
-      kiln::throwError("", "--inputs has an empty entry in '" + spec + "'");
-    TensorMap tensors;
-    std::string source = entry;
-    if (entry.size() > 4 && entry.compare(entry.size() - 4, 4, ".npy") == 0) {
-      size_t eq = entry.find('=');
-      if (eq == std::string::npos || eq == 0)
-        kiln::throwError("", "--inputs entry '" + entry +
-                                 "' needs the argument's name: NAME=FILE.npy");
-      source = entry.substr(eq + 1);
-      tensors[entry.substr(0, eq)] = kiln::readNpy(source);
-    } else {
-      tensors = kiln::readSafetensors(entry);
-    }
+  return kiln::readFeedList(spec, [&](const TensorMap &tensors, const std::string &source) {
     checkFeeds(graph, tensors, source);
-    for (auto &[name, t] : tensors) {
-      auto [it, inserted] = sourceOf.emplace(name, source);
-      if (!inserted)
-        kiln::throwError("", "--inputs gives '" + name + "' twice (in " + it->second + " and " +
-                                 source + ")");
-      feeds[name] = std::move(t);
-    }
-  }
-  return feeds;
+  });
 }
 
 int printCommand(const kiln::CommandLine &cl) {
@@ -232,9 +225,14 @@ int runOnCpu(const kiln::CommandLine &cl) {
   std::printf("@%s compiled for the CPU in %.0f ms (%zu steps, arena %lld bytes)\n",
               graph->name().c_str(), compileMs, exe.program().steps.size(),
               (long long)exe.program().arenaBytes);
+  // Profiled: every run after the first (which pays for page faults), or
+  // the one run of --steps=1.
+  bool profiling = cl.has("--profile") || cl.has("--trace");
+  kiln::cpu::Profile profile;
+  profile.trace = cl.has("--trace");
   for (uint64_t step = 0; step < steps; ++step) {
     auto start = std::chrono::steady_clock::now();
-    exe.run();
+    exe.run(profiling && (step > 0 || steps == 1) ? &profile : nullptr);
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     if (steps > 1) {
       std::string line = "step " + std::to_string(step + 1) + "/" + std::to_string(steps);
@@ -266,6 +264,11 @@ int runOnCpu(const kiln::CommandLine &cl) {
       outputs[u.target->name] = exe.argument(u.target->name);
     kiln::writeSafetensors(cl.get("--output"), outputs);
   }
+  if (cl.has("--profile"))
+    std::cout << "profile of @" << graph->name() << ", " << kiln::cpu::numThreads() << " threads:\n"
+              << kiln::cpu::formatProfile(exe.program(), profile);
+  if (cl.has("--trace"))
+    kiln::writeFileAtomically(cl.get("--trace"), kiln::cpu::formatChromeTrace(exe.program(), profile));
   return 0;
 #endif
 }
@@ -300,6 +303,8 @@ int runCommand(const kiln::CommandLine &cl) {
   std::string target = cl.get("--target", "interp");
   if (target == "cpu" && (cl.has("--check-numerics") || cl.has("--memory-limit")))
     kiln::throwError("", "--check-numerics and --memory-limit are options of --target=interp");
+  if (target != "cpu" && (cl.has("--profile") || cl.has("--trace")))
+    kiln::throwError("", "--profile and --trace are options of --target=cpu");
   if (target == "cpu")
     return runOnCpu(cl);
   if (target != "interp")
@@ -430,15 +435,155 @@ int emitCuda(const kiln::Module &out, const kiln::CommandLine &cl, const std::st
   return 0;
 }
 
+/// Checks the output options of `kiln compile`: --emit, --target, --cpu, -o.
+void checkCompileOutput(const kiln::CommandLine &cl, const std::string &emit) {
+  static const std::set<std::string> emits = {"kir",  "json", "dot", "mlir",
+                                              "llvm", "asm",  "obj", "exe", "cuda", "ptx"};
+  if (!emits.count(emit))
+    kiln::throwError("", "--emit must be kir, json, dot, mlir, llvm, asm, obj, cuda or ptx, got '" + emit + "'");
+  bool cudaOutput = emit == "cuda" || emit == "ptx";
+  if (cl.has("--arch") && !cudaOutput)
+    kiln::throwError("", "--arch is an option of --emit=cuda|ptx");
+  std::string target = cl.get("--target", "cpu");
+  if (target != "cpu")
+    kiln::throwError("", "unknown target '" + target + "' for compile (this build has: cpu)");
+  bool cpuOutput = emit != "kir" && emit != "json" && emit != "dot" && !cudaOutput;
+  if (cl.has("--target") && !cpuOutput)
+    kiln::throwError("", "--target=cpu writes an executable or --emit=mlir|llvm|asm|obj, not --emit=" + emit);
+  if ((cl.has("--cpu") || cl.has("-mcpu")) && !cpuOutput)
+    kiln::throwError("", "--cpu is for --target=cpu and --emit=llvm|asm|obj");
+  if ((emit == "exe" || emit == "obj") && !cl.has("-o"))
+    kiln::throwError("", std::string(emit == "exe" ? "--target=cpu" : "--emit=obj") +
+                             " needs -o NAME (the file to write)");
+}
+
+#ifdef KILN_HAVE_CPU_BACKEND
+/// Fails early, with the path, when `path` cannot be written (before compiling).
+void checkWritable(const std::string &path) {
+  std::filesystem::path p(path);
+  std::filesystem::path dir = p.parent_path().empty() ? "." : p.parent_path();
+  if (std::filesystem::is_directory(p))
+    kiln::throwError(path, "is a directory, not an output file");
+  if (::access(dir.c_str(), W_OK) != 0)
+    kiln::throwError(path, std::string("cannot write here: ") + std::strerror(errno));
+}
+
+/// A C identifier from an output file name: `out/my-mlp.o` -> `my_mlp`.
+std::string apiName(const std::string &path) {
+  std::string stem = std::filesystem::path(path).stem().string(), name;
+  for (char c : stem)
+    name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0])))
+    name = "_" + name;
+  return name;
+}
+
+/// The per-kernel files of --dump-dir: DIR/kernels/NAME.mlir, .ll and .s, each
+/// starting with a comment naming its step, and DIR/kernels/index.txt.
+void writeKernelDumps(const std::string &dir, const kiln::Graph &graph,
+                      const kiln::CpuAotCompiled &compiled) {
+  std::filesystem::path folder = std::filesystem::path(dir) / "kernels";
+  std::error_code error;
+  std::filesystem::create_directories(folder, error);
+  if (error)
+    kiln::throwError(folder.string(), "cannot create the folder: " + error.message());
+  std::string index;
+  for (size_t i = 0; i < compiled.code.kernels.size(); ++i) {
+    const kiln::KernelCode &k = compiled.code.kernels[i];
+    std::string what = k.name + ": step " + compiled.kernelSteps[i] + " of @" + graph.name() + "\n";
+    index += k.name + "\t" + compiled.kernelSteps[i] + "\n";
+    std::string base = (folder / k.name).string();
+    kiln::writeFileAtomically(base + ".mlir", "// " + what + k.mlir + "\n");
+    kiln::writeFileAtomically(base + ".ll", "; " + what + k.llvm + "\n");
+    kiln::writeFileAtomically(base + ".s", "# " + what + k.assembly);
+  }
+  kiln::writeFileAtomically((folder / "index.txt").string(), index);
+}
+
+/// `c++` links `object` with the runtime into the executable `output`.
+void linkExecutable(const std::string &object, const std::string &output) {
+  std::string command = kiln::aotLinkCommand(object, output);
+  std::FILE *pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (!pipe)
+    kiln::throwError(output, "cannot run the linker: " + std::string(std::strerror(errno)));
+  std::string log;
+  char buf[4096];
+  while (size_t n = std::fread(buf, 1, sizeof buf, pipe))
+    log.append(buf, n);
+  int status = ::pclose(pipe);
+  if (status != 0) {
+    std::string first = log.substr(0, log.find('\n'));
+    kiln::throwError(output, "linking failed (" + command + "): " + first);
+  }
+}
+
+#endif
+
+/// `kiln compile` for the CPU: --emit=mlir|llvm|asm (the whole program's
+/// kernels; with --dump-dir also per kernel), --emit=obj (object + C header),
+/// or a standalone executable (--target=cpu -o NAME).
+int writeCpuOutput(const kiln::CommandLine &cl, const kiln::Graph &graph, const std::string &emit) {
+#ifndef KILN_HAVE_CPU_BACKEND
+  kiln::throwError("", "this build has no CPU backend (configure with -DKILN_ENABLE_CPU_BACKEND=ON)");
+#else
+  std::string output = cl.get("-o");
+  if (!output.empty())
+    checkWritable(output);
+  // NAME.o comes with NAME.h.
+  std::string header = output.size() > 2 && output.compare(output.size() - 2, 2, ".o") == 0
+                           ? output.substr(0, output.size() - 2) + ".h" : output + ".h";
+  if (emit == "obj")
+    checkWritable(header);
+  kiln::CpuCodeOptions options;
+  options.cpu = cl.get("--cpu", cl.get("-mcpu"));
+  if ((cl.has("--cpu") || cl.has("-mcpu")) && options.cpu.empty())
+    kiln::throwError("", "--cpu needs a CPU name (e.g. x86-64-v3; default: the host)");
+  bool dump = cl.has("--dump-dir");
+  options.perKernel = dump;
+  options.llvm = emit == "llvm" || dump;
+  options.assembly = emit == "asm" || dump;
+  options.object = emit == "obj" || emit == "exe";
+  std::string api = emit == "obj" ? apiName(output) : "aot";
+  if (options.object)
+    options.symbolPrefix = kiln::cpu::aotSymbolPrefix(api);
+  kiln::CpuAotCompiled compiled = kiln::compileForCpuAot(graph, options);
+  if (dump)
+    writeKernelDumps(cl.get("--dump-dir"), graph, compiled);
+  if (emit == "mlir" || emit == "llvm" || emit == "asm") {
+    const std::string &text = emit == "mlir" ? compiled.code.mlir
+                              : emit == "llvm" ? compiled.code.llvm : compiled.code.assembly;
+    if (output.empty())
+      std::cout << text;
+    else
+      kiln::writeFileAtomically(output, text);
+    return 0;
+  }
+  if (emit == "obj") {
+    kiln::writeFileAtomically(output, compiled.code.object);
+    kiln::writeFileAtomically(header, kiln::cpu::aotHeader(api, compiled.program));
+    return 0;
+  }
+  char objectPath[] = "/tmp/kiln-aot-XXXXXX.o";
+  int fd = ::mkstemps(objectPath, 2);
+  if (fd < 0)
+    kiln::throwError("/tmp", "cannot create a temporary object file: " + std::string(std::strerror(errno)));
+  ::close(fd);
+  struct Remove {
+    const char *path;
+    ~Remove() { std::remove(path); }
+  } removeObject{objectPath};
+  kiln::writeFileAtomically(objectPath, compiled.code.object);
+  linkExecutable(objectPath, output);
+  return 0;
+#endif
+}
+
 int compileCommand(const kiln::CommandLine &cl) {
   if (cl.positional().size() != 1)
     kiln::throwError("", "compile expects one input file; see --help");
   const std::string file = cl.positional()[0];
-  std::string emit = cl.get("--emit", "kir");
-  if (emit != "kir" && emit != "json" && emit != "mlir" && emit != "cuda" && emit != "ptx")
-    kiln::throwError("", "--emit must be kir, json, mlir, cuda or ptx, got '" + emit + "'");
-  if (cl.has("--arch") && emit != "cuda" && emit != "ptx")
-    kiln::throwError("", "--arch is an option of --emit=cuda|ptx");
+  std::string emit = cl.get("--emit", cl.has("--target") ? "exe" : "kir");
+  checkCompileOutput(cl, emit);
   for (const char *trainOnly : {"--optimizer", "--lr", "--momentum", "--weight-decay",
                                 "--clip-norm", "--loss"})
     if (cl.has(trainOnly) && !cl.has("--train"))
@@ -466,24 +611,18 @@ int compileCommand(const kiln::CommandLine &cl) {
   passManager.run(out, passes);
   passManager.printTimings();
   if (!reports.empty())
-    std::cout << kiln::reportText(out, reports, cl.get("--report-format") == "json");
+    std::cout << kiln::reportText(out, reports, cl.get("--report-format", "text"));
   if (emit == "cuda" || emit == "ptx")
     return emitCuda(out, cl, emit);
-  if (emit == "mlir") { // the CPU backend's kernels, before lowering to LLVM
-    std::string mlir;
-    for (const auto &g : out.graphs)
-      mlir += kiln::compileForCpu(*g)->mlir;
-    if (cl.has("-o"))
-      kiln::writeFileAtomically(cl.get("-o"), mlir);
-    else
-      std::cout << mlir;
-    return 0;
-  }
+  if (emit != "kir" && emit != "json" && emit != "dot")
+    return writeCpuOutput(cl, *out.graphs[0], emit);
   if (emit == "json" && cl.has("-o")) {
     kiln::writeJsonModule(cl.get("-o"), out);
     return 0;
   }
-  std::string text = emit == "json" ? kiln::printJsonModule(out) : kiln::printModule(out);
+  std::string text = emit == "json"  ? kiln::printJsonModule(out)
+                     : emit == "dot" ? kiln::printDotModule(out) // Graphviz, fusions as clusters
+                                     : kiln::printModule(out);
   if (cl.has("-o"))
     kiln::writeFileAtomically(cl.get("-o"), text);
   else if (reports.empty())
@@ -557,15 +696,16 @@ int run(int argc, char **argv) {
   if (command == "run") {
     kiln::CommandLine cl({"--target", "--graph", "--inputs", "--seed", "--steps", "--precision",
                           "--optimizer", "--lr", "--momentum", "--weight-decay", "--clip-norm", "--loss",
-                          "--output", "--memory-limit"},
-                         {"--train", "--check-numerics"});
+                          "--output", "--memory-limit", "--trace"},
+                         {"--train", "--check-numerics", "--profile"});
     cl.parse(argc, argv, 2);
     return runCommand(cl);
   }
   if (command == "compile") {
     kiln::CommandLine cl(kiln::withPipelineValueOptions({"--optimizer", "--lr", "--momentum",
                                                          "--weight-decay", "--clip-norm", "--loss",
-                                                         "--graph", "--emit", "--arch", "-o"}),
+                                                         "--graph", "--emit", "-o", "--target",
+                                                         "--cpu", "-mcpu", "--arch"}),
                          kiln::withPipelineFlags({"--train"}));
     cl.parse(argc, argv, 2);
     return compileCommand(cl);

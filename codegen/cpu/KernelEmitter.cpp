@@ -778,10 +778,38 @@ bool KernelEmitter::emitOnce(const KernelRequest &request, func::FuncOp &fn, Ker
   for (size_t r = 0; r < yields.size(); ++r)
     results.push_back(Buffer{entry_->getArgument(firstResult + unsigned(r)), yields[r]->type, yields[r]->type.dtype,
                              canSplitRows(yields[r]->type)});
+  // A multi-output kernel's nests do not follow its body's order. A result
+  // whose buffer overlaps an operand's is written by its nest while another
+  // nest may still read that operand: a result computed by a nest of its own
+  // (a reduction) or whose operand also reaches a result of another shape
+  // is computed into a temporary and copied out after every read. (The
+  // memory planner's in-place rules rule this out today; this keeps the
+  // kernel right whatever the plan.)
+  std::vector<Buffer> outputs = results;
+  if (yields.size() > 1) {
+    std::unordered_map<const kiln::Value *, std::set<size_t>> reaches; // value -> inputs it reads
+    for (size_t i = 0; i < inputs.size(); ++i)
+      reaches[inputs[i]].insert(i);
+    for (const Node *n : nodes)
+      for (const kiln::Value *v : n->operands())
+        reaches[n->result()].insert(reaches[v].begin(), reaches[v].end());
+    for (size_t r = 0; r < yields.size() && r < request.overlappedOperands.size(); ++r) {
+      bool hazard = false;
+      for (size_t i : request.overlappedOperands[r]) {
+        hazard = hazard || (yields[r]->node && isReduction(yields[r]->node->kind()));
+        for (const Node *n : nodes)
+          hazard = hazard || (n->kind() == OpKind::Broadcast && n->operand(0) == yields[r]);
+        for (size_t q = 0; q < yields.size(); ++q)
+          hazard = hazard || (yields[q]->type.shape != yields[r]->type.shape && reaches[yields[q]].count(i));
+      }
+      if (hazard)
+        results[r] = newBuffer(yields[r]->type, yields[r]->type.dtype, results[r].rowsOnly);
+    }
+  }
   for (size_t i = 0; i < inputs.size(); ++i) {
     const kiln::Value *v = inputs[i];
     int shared = i < request.inPlace.size() ? request.inPlace[i] : -1;
-    Value memory = shared >= 0 ? results[size_t(shared)].memory : entry_->getArgument(firstInput + unsigned(i));
+    Value memory = shared >= 0 ? outputs[size_t(shared)].memory : entry_->getArgument(firstInput + unsigned(i));
     Buffer buffer{memory, v->type, v->type.dtype};
     if (v->type.shape.rank() == 0 && shared < 0) // a scalar operand is read once
       scalars_[v] = load(v, buffer, {});
@@ -851,6 +879,16 @@ bool KernelEmitter::emitOnce(const KernelRequest &request, func::FuncOp &fn, Ker
       Value i = linear(ivs, shape.strides());
       for (size_t k = 0; k < group.size(); ++k)
         store(results[group[k]], i, elements[k]);
+    });
+  }
+  for (size_t r = 0; r < yields.size(); ++r) {
+    if (results[r].memory == outputs[r].memory)
+      continue;
+    const Shape &shape = yields[r]->type.shape;
+    nest(shape.dims(), outputs[r].rowsOnly ? 0 : -1, [&](const Coords &ivs) {
+      Value i = linear(ivs, shape.strides());
+      b_.create<memref::StoreOp>(loc_, b_.create<memref::LoadOp>(loc_, results[r].memory, ValueRange{i}),
+                                 outputs[r].memory, ValueRange{i});
     });
   }
   for (Value memory : heapBuffers_)

@@ -1,20 +1,13 @@
 #include "examples/mlp_digits/DigitsTraining.h"
 
-#include "ir/GraphEdit.h"
-#include "passes/PassManager.h"
-#ifdef KILN_HAVE_CPU_BACKEND
-#include "runtime/cpu/Executable.h"
-#endif
-
-#include "compiler/TrainingStep.h"
+#include "examples/common/Progress.h"
 #include "frontend/nn/Functional.h"
-#include "ir/ArgumentValues.h"
 #include "ir/Graph.h"
-#include "ir/Interpreter.h"
 #include "runtime/Error.h"
 
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <ostream>
 
 namespace kiln::examples {
@@ -55,154 +48,117 @@ double defaultDigitsLearningRate(OptimizerKind kind) {
 
 namespace {
 
-size_t resultIndex(const Graph &graph, const std::string &name) {
-  for (size_t i = 0; i < graph.results().size(); ++i)
-    if (graph.resultName(i) == name)
-      return i;
-  throwError("@" + graph.name(), "no result named '" + name + "'");
-}
-
 struct Score {
   double loss;
   double accuracy;
 };
 
-/// Loss and accuracy of `params` on all of `test` in one call of `eval`.
-Score evaluate(const Graph &eval, size_t lossIndex, size_t accuracyIndex,
-               const DigitsDataset &test, const TensorMap &params) {
+/// Loss and accuracy of `eval`'s params on all of `test` in one run.
+Score evaluate(CompiledGraph &eval, const DigitsModel &model, const DigitsDataset &test) {
   std::vector<int64_t> rows(size_t(test.size()));
   for (int64_t i = 0; i < test.size(); ++i)
     rows[size_t(i)] = i;
-  TensorMap arguments;
-  for (const auto &arg : eval.arguments())
-    if (arg->role != ArgRole::Input)
-      arguments[arg->name] = params.at(arg->name);
-  arguments["x"] = gatherImages(test, rows.data(), test.size());
-  arguments["labels"] = gatherLabels(test, rows.data(), test.size());
-  InterpreterResult out = interpret(eval, arguments, Precision::Native);
-  return {out.results[lossIndex].getDouble(0), out.results[accuracyIndex].getDouble(0)};
+  NamedTensors out = eval.run(model.feeds(test, rows.data(), test.size()));
+  return {out.at("loss").getDouble(0), out.at("accuracy").getDouble(0)};
 }
 
 } // namespace
 
+DigitsModel digitsMlpModel(int64_t hidden) {
+  if (hidden < 1)
+    throwError("", "the hidden layer needs at least one unit");
+  DigitsModel model;
+  model.description = "mlp 64-" + std::to_string(hidden) + "-10";
+  model.build = [hidden](int64_t batch) { return buildDigitsMlp(batch, hidden); };
+  model.feeds = [](const DigitsDataset &data, const int64_t *rows, int64_t count) {
+    return NamedTensors{{"x", gatherImages(data, rows, count)},
+                        {"labels", gatherLabels(data, rows, count)}};
+  };
+  return model;
+}
+
 DigitsTrainingResult trainDigitsMlp(const DigitsSplit &data, const DigitsTrainingOptions &options,
                                     std::ostream *log) {
+  return trainDigits(digitsMlpModel(options.hidden), data, options, log);
+}
+
+DigitsTrainingResult trainDigits(const DigitsModel &model, const DigitsSplit &data,
+                                 const DigitsTrainingOptions &options, std::ostream *log) {
   const int64_t trainRows = data.train.size();
   if (options.batch < 1 || options.batch > trainRows)
     throwError("", "the batch must have 1 to " + std::to_string(trainRows) + " rows, got " +
                        std::to_string(options.batch));
-  if (options.hidden < 1)
-    throwError("", "the hidden layer needs at least one unit");
 
+  // The training step and, sharing its param names, the model batched over
+  // the whole held-out set. Params and optimizer state live in the step.
   OptimizerOptions optimizer;
   optimizer.kind = options.optimizer;
   optimizer.learningRate = options.learningRate;
-  std::unique_ptr<Graph> step =
-      buildTrainingStep(*buildDigitsMlp(options.batch, options.hidden), optimizer, "loss");
-  std::unique_ptr<Graph> eval = buildDigitsMlp(data.test.size(), options.hidden);
-  const size_t stepLoss = resultIndex(*step, "loss");
-  const size_t evalLoss = resultIndex(*eval, "loss"), evalAccuracy = resultIndex(*eval, "accuracy");
-
-  // Params and optimizer state from their initializers, `lr` from its default.
-  TensorMap arguments;
-  for (const auto &arg : step->arguments())
-    if (arg->role != ArgRole::Input || arg->name == "lr")
-      arguments[arg->name] = defaultArgumentValue(*arg, options.seed);
+  CompileOptions compileOptions;
+  compileOptions.target = options.compiled ? "cpu" : "interp";
+  compileOptions.seed = options.seed;
+  compileOptions.threads = options.threads;
+  CompiledTrainingStep step =
+      compileTrainingStep(*model.build(options.batch), "loss", optimizer, compileOptions);
+  CompiledGraph eval = compile(*model.build(data.test.size()), compileOptions);
 
   if (log) {
     char line[200];
     std::snprintf(line, sizeof line,
-                  "digits: %lld train, %lld held-out images; mlp 64-%lld-10, %s lr %g, batch "
+                  "digits: %lld train, %lld held-out images; %s, %s lr %g, batch "
                   "%lld, %lld steps, seed %llu\n",
-                  (long long)trainRows, (long long)data.test.size(), (long long)options.hidden,
+                  (long long)trainRows, (long long)data.test.size(), model.description.c_str(),
                   optimizerName(options.optimizer), options.learningRate,
                   (long long)options.batch, (long long)options.steps,
                   (unsigned long long)options.seed);
     *log << line << std::flush;
   }
 
-  // The compiled step: the default pipeline, then the CPU backend. Its
-  // params and state live in the executable between steps and are copied
-  // out only for evaluation.
-  std::shared_ptr<CpuCompiled> compiled;
-  if (options.compiled) {
-    std::unique_ptr<Graph> planned = cloneGraph(*step);
-    runPasses(*planned, parsePassPipeline(defaultPipeline()));
-    compiled = compileForCpu(*planned); // throws in a build without the CPU backend
-#ifdef KILN_HAVE_CPU_BACKEND
-    for (const auto &[name, value] : arguments)
-      compiled->executable->setArgument(name, value);
-#endif
-  }
-  auto syncFromExecutable = [&] {
-#ifdef KILN_HAVE_CPU_BACKEND
-    if (compiled)
-      for (const auto &arg : step->arguments())
-        if (arg->role != ArgRole::Input)
-          arguments[arg->name] = compiled->executable->argument(arg->name);
-#endif
-  };
-
   DigitsTrainingResult result;
   result.losses.reserve(size_t(options.steps));
   const int64_t batchesPerEpoch = trainRows / options.batch;
   std::vector<int64_t> order;
-  double intervalSeconds = 0;
+  std::optional<TrainingProgress> progress;
+  if (log)
+    progress.emplace(*log, options.steps, options.batch, "samples", options.liveProgress);
   for (int64_t i = 0; i < options.steps; ++i) {
     int64_t epoch = i / batchesPerEpoch, batchInEpoch = i % batchesPerEpoch;
     if (batchInEpoch == 0)
       order = shuffledIndices(trainRows, digitsKey(options.seed, "epoch " + std::to_string(epoch)));
     const int64_t *rows = order.data() + batchInEpoch * options.batch;
-    arguments["x"] = gatherImages(data.train, rows, options.batch);
-    arguments["labels"] = gatherLabels(data.train, rows, options.batch);
+    NamedTensors feeds = model.feeds(data.train, rows, options.batch);
 
     auto start = std::chrono::steady_clock::now();
-    double loss;
-#ifdef KILN_HAVE_CPU_BACKEND
-    if (compiled) {
-      cpu::Executable &exe = *compiled->executable;
-      exe.setArgument("x", arguments["x"]);
-      exe.setArgument("labels", arguments["labels"]);
-      exe.run();
-      loss = exe.result(stepLoss).getDouble(0);
-    } else
-#endif
-    {
-      InterpreterResult out = interpret(*step, arguments, Precision::Native);
-      for (auto &[name, value] : out.updated)
-        arguments[name] = std::move(value);
-      loss = out.results[stepLoss].getDouble(0);
-    }
+    double loss = step.step(feeds).at("loss").getDouble(0);
     double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     result.trainSeconds += seconds;
-    intervalSeconds += seconds;
     result.losses.push_back(loss);
+    if (!progress)
+      continue;
+    progress->step(i + 1, loss, seconds);
 
-    bool report = log && options.logEvery > 0 &&
+    bool report = options.logEvery > 0 &&
                   ((i + 1) % options.logEvery == 0 || i + 1 == options.steps);
     if (!report)
       continue;
-    int64_t interval = i % options.logEvery + 1;
-    double meanLoss = 0;
-    for (int64_t j = i + 1 - interval; j <= i; ++j)
-      meanLoss += result.losses[size_t(j)];
-    meanLoss /= double(interval);
-    syncFromExecutable();
-    Score held = evaluate(*eval, evalLoss, evalAccuracy, data.test, arguments);
+    eval.setParams(step.params());
+    Score held = evaluate(eval, model, data.test);
     char line[160];
     std::snprintf(line, sizeof line,
                   "step %5lld/%lld  epoch %5.1f  loss %.4f  held-out loss %.4f acc %.4f  %.0f "
-                  "examples/s\n",
+                  "samples/s",
                   (long long)(i + 1), (long long)options.steps,
-                  double(i + 1) / double(batchesPerEpoch), meanLoss,
-                  held.loss, held.accuracy, double(interval * options.batch) / intervalSeconds);
-    *log << line << std::flush;
-    intervalSeconds = 0;
+                  double(i + 1) / double(batchesPerEpoch), progress->intervalLoss(), held.loss,
+                  held.accuracy, progress->intervalSamplesPerSecond());
+    progress->line(line);
   }
+  if (progress)
+    progress->finish();
 
-  syncFromExecutable();
-  Score final = evaluate(*eval, evalLoss, evalAccuracy, data.test, arguments);
+  result.params = step.params();
+  eval.setParams(result.params);
+  Score final = evaluate(eval, model, data.test);
   result.testLoss = final.loss;
   result.testAccuracy = final.accuracy;
   return result;

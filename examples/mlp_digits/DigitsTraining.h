@@ -1,19 +1,20 @@
-// Training an MLP on the digits data set with the reference interpreter.
+// Training an MLP on the digits data set through the C++ API (<kiln/kiln.h>).
 //
-// The model graph (loss and accuracy of one batch) becomes a training step by
-// buildTrainingStep; the step runs batch after batch, each call's `updated`
-// params and optimizer state becoming the next call's arguments. A second
-// graph of the same model, batched over the whole held-out set, shares the
-// param names and scores the trained params.
+// The model graph (loss and accuracy of one batch) becomes a compiled
+// training step (kiln::compileTrainingStep) that runs batch after batch,
+// keeping its params and optimizer state between steps. A second graph of the
+// same model, batched over the whole held-out set and compiled for inference,
+// shares the param names and scores the trained params.
 #pragma once
 
 #include "examples/mlp_digits/Digits.h"
-#include "frontend/nn/Module.h"
 #include "compiler/CpuBackend.h"
-#include "passes/optim/Optimizer.h"
+#include "kiln/kiln.h"
 
+#include <functional>
 #include <iosfwd>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace kiln {
@@ -45,7 +46,11 @@ struct DigitsTrainingOptions {
   OptimizerKind optimizer = OptimizerKind::Adam;
   double learningRate = defaultDigitsLearningRate(OptimizerKind::Adam);
   uint64_t seed = 0;     // initial params and batch order
+  int threads = 0;       // CompileOptions::threads
   int64_t logEvery = 100; // a progress line every this many steps; 0: none
+  /// With a log: also a progress bar redrawn in place after every step (for a
+  /// terminal; examples/common/Progress.h).
+  bool liveProgress = false;
   /// Run the training step compiled for the CPU (the default when this build
   /// has the CPU backend) or on the reference interpreter.
   bool compiled = cpuBackendAvailable();
@@ -56,12 +61,32 @@ struct DigitsTrainingResult {
   double testLoss = 0;
   double testAccuracy = 0;
   double trainSeconds = 0; // the training steps alone, without evaluation
+  NamedTensors params;     // the trained params, by name
 };
+
+/// A model of the digits data: its graph for a batch size (results `loss` and
+/// `accuracy`), and the feeds of that graph for some rows of the data. The
+/// graphs of two batch sizes must name their params alike.
+struct DigitsModel {
+  std::string description; // for the log, e.g. "mlp 64-128-10"
+  std::function<std::unique_ptr<Graph>(int64_t batch)> build;
+  std::function<NamedTensors(const DigitsDataset &data, const int64_t *rows, int64_t count)> feeds;
+};
+
+/// The DigitsMlp with `hidden` units, fed `x` and `labels`.
+DigitsModel digitsMlpModel(int64_t hidden);
+
+/// Trains a fresh `model` on `data.train` as trainDigitsMlp does (the
+/// `hidden` option aside) and scores it on `data.test`.
+DigitsTrainingResult trainDigits(const DigitsModel &model, const DigitsSplit &data,
+                                 const DigitsTrainingOptions &options, std::ostream *log = nullptr);
 
 /// Trains a fresh DigitsMlp on `data.train` for `options.steps` steps of
 /// `options.batch` rows (each epoch a new seeded permutation; a last partial
 /// batch is skipped) and scores it on `data.test`. With `log`, writes a
-/// progress line every `logEvery` steps. The numbers depend only on the data
+/// progress line every `logEvery` steps (the mean training loss since the
+/// last line, the held-out loss and accuracy, samples per second) and, with
+/// `liveProgress`, a bar in between. The numbers depend only on the data
 /// and the options.
 DigitsTrainingResult trainDigitsMlp(const DigitsSplit &data, const DigitsTrainingOptions &options,
                                     std::ostream *log = nullptr);

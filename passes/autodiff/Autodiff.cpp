@@ -124,7 +124,8 @@ std::vector<Value *> ReverseSweep::run(const std::vector<Argument *> &wrt) {
     order.push_back(node.get());
     for (const Value *v : node->operands())
       if (active_.count(v)) {
-        active_.insert(node->result());
+        for (size_t r = 0; r < node->numResults(); ++r)
+          active_.insert(node->result(r));
         break;
       }
   }
@@ -132,6 +133,10 @@ std::vector<Value *> ReverseSweep::run(const std::vector<Argument *> &wrt) {
   cotangent_[loss_] = splat(1.0, loss_->type);
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node &node = **it;
+    for (size_t r = 1; r < node.numResults(); ++r)
+      if (cotangent_.count(node.result(r)) && active_.count(node.result(r)))
+        notDifferentiable(node, "it has " + std::to_string(node.numResults()) +
+                                    " results (a multi-output fusion; autodiff runs before fusion)");
     auto found = cotangent_.find(node.result());
     if (found == cotangent_.end() || !active_.count(node.result()))
       continue;

@@ -33,14 +33,14 @@ public:
   std::string run() {
     std::vector<PlacedValue> placed = readMemoryPlan(graph_);
     for (const PlacedValue &p : placed) {
-      position_[p.node->result()] = long(p.position);
-      slices_[p.node->result()] = p.slice;
+      position_[p.value] = long(p.position);
+      slices_[p.value] = p.slice;
     }
     for (const PlacedValue &p : placed) {
       std::string problem = checkSlice(p);
       if (!problem.empty())
         return problem;
-      buffers_[p.slice.buffer].push_back({Occupant::NodeValue, p.node->result(), p.slice.begin,
+      buffers_[p.slice.buffer].push_back({Occupant::NodeValue, p.value, p.slice.begin,
                                           p.slice.end, long(p.position), long(p.lastUse)});
     }
     for (auto &[name, occupants] : buffers_) {
@@ -55,7 +55,7 @@ public:
 
 private:
   std::string checkSlice(const PlacedValue &p) const {
-    std::string who = describe(p.node->result());
+    std::string who = describe(p.value);
     if (p.slice.buffer.empty())
       return who + " has no buffer, but other nodes do: a plan gives every node one";
     if (p.slice.begin < 0 || p.slice.end < p.slice.begin)
@@ -117,7 +117,34 @@ private:
                  node.operands().end();
     return reads && operand.last == result.first && operand.begin == result.begin &&
            operand.end == result.end && typeBytes(operand.value->type) == typeBytes(result.value->type) &&
-           readsElementByElement(node, operand.value);
+           readsElementByElement(node, operand.value) &&
+           (node.numResults() == 1 || readBeforeWritten(node, operand.value, result.value->index));
+  }
+
+  /// In a multi-output fusion, whether every body node reading `v` runs no
+  /// later than the body node that computes result `k` (which writes it into
+  /// its slice as it goes), and the body never yields `v` itself (copied out
+  /// at the end).
+  static bool readBeforeWritten(const Node &node, const Value *v, unsigned k) {
+    const Graph &body = *node.body();
+    std::vector<const Value *> inner;
+    for (size_t i = 0; i < node.operands().size(); ++i)
+      if (node.operand(i) == v)
+        inner.push_back(&body.arguments()[i]->value);
+    const Value *written = body.results()[k];
+    if (!written->node)
+      return false;
+    for (const Value *yielded : body.results())
+      if (std::find(inner.begin(), inner.end(), yielded) != inner.end())
+        return false;
+    bool writtenYet = false;
+    for (const auto &bodyNode : body.nodes()) {
+      for (const Value *operand : bodyNode->operands())
+        if (writtenYet && std::find(inner.begin(), inner.end(), operand) != inner.end())
+          return false;
+      writtenYet = writtenYet || bodyNode.get() == written->node;
+    }
+    return true;
   }
 
   /// Whether `node` reads element i of `v` only for element i of its result:
@@ -176,7 +203,8 @@ private:
   std::string describe(const Value *v) const {
     if (v->arg)
       return "%" + v->arg->name;
-    std::string text = "%" + std::to_string(position_.at(v)) + " (" + std::string(opName(v->node->kind()));
+    std::string text = "%" + std::to_string(position_.at(v)) + resultSuffix(*v) + " (" +
+                       std::string(opName(v->node->kind()));
     if (v->node->loc().known())
       text += " at " + v->node->loc().toString();
     return text + ")";
@@ -217,21 +245,26 @@ std::vector<PlacedValue> readMemoryPlan(const Graph &graph) {
   if (!hasMemoryPlan(graph))
     return {};
   size_t end = graph.nodes().size();
-  std::vector<PlacedValue> placed(end);
-  std::unordered_map<const Value *, size_t> index;
+  std::vector<PlacedValue> placed;
+  std::unordered_map<const Value *, size_t> index; // into `placed`
   for (size_t i = 0; i < end; ++i) {
     const Node &node = *graph.nodes()[i];
-    index[node.result()] = i;
-    placed[i].node = &node;
-    placed[i].position = placed[i].lastUse = i;
-    placed[i].bytes = typeBytes(node.type());
-    const Attribute *buffer = node.attrs().find(kBufferAttr);
-    if (buffer && buffer->isBufferSlice())
-      placed[i].slice = buffer->asBufferSlice();
     for (const Value *operand : node.operands()) {
       auto def = index.find(operand);
       if (def != index.end())
         placed[def->second].lastUse = i;
+    }
+    std::vector<BufferSlice> slices = nodeBuffers(node);
+    for (size_t r = 0; r < node.numResults(); ++r) {
+      PlacedValue p;
+      p.node = &node;
+      p.value = node.result(r);
+      p.position = p.lastUse = i;
+      p.bytes = typeBytes(p.value->type);
+      if (slices.size() == node.numResults())
+        p.slice = slices[r];
+      index[p.value] = placed.size();
+      placed.push_back(p);
     }
   }
   auto liveToEnd = [&](const Value *v) {

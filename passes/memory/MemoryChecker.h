@@ -12,12 +12,14 @@ namespace kiln {
 
 class Graph;
 class Node;
+struct Value;
 
-/// One node's value as the plan places it. Positions are node indices in the
+/// One node result as the plan places it. Positions are node indices in the
 /// graph's order; `graph.nodes().size()` stands for the end of the step,
 /// where results are read and updates written.
 struct PlacedValue {
   const Node *node = nullptr;
+  const Value *value = nullptr; // the result: node->result(k)
   size_t position = 0; // where the value is written
   size_t lastUse = 0;  // its last reader; a node nobody reads: its own position
   int64_t bytes = 0;   // of the value's type
@@ -27,9 +29,10 @@ struct PlacedValue {
 /// True when some node of `graph` carries a `buffer` attribute.
 bool hasMemoryPlan(const Graph &graph);
 
-/// Every node's value, in order, with liveness recomputed from the node order
-/// (results and update sources live to the end) and its slice read back from
-/// the `buffer` attribute.
+/// Every node's results, in node order and then result order, with liveness
+/// recomputed from the node order (results and update sources live to the
+/// end) and each slice read back from the `buffer` attribute (a list of
+/// slices for a multi-output node).
 std::vector<PlacedValue> readMemoryPlan(const Graph &graph);
 
 /// Proves the plan of `graph` sound, from the node order and the `buffer`
@@ -47,6 +50,10 @@ std::vector<PlacedValue> readMemoryPlan(const Graph &graph);
 ///    whose last use is that node, when the node reads that operand element by
 ///    element (an `Elementwise` op, or a fusion whose body gives the operand
 ///    to elementwise ops only): each element is read before it is written.
+///    For a multi-output fusion, also: the result is computed by a body node
+///    and no body node after it reads the operand (a kernel runs its body
+///    nodes in order, each writing its result), and the body does not yield
+///    the operand itself. Two results of one node never share bytes.
 ///    Results and `update` sources live to the end of the step, so an update
 ///    source is never overwritten before it is written back;
 ///  - an argument's buffer holds its value on entry until the last reader of

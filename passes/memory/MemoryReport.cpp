@@ -63,10 +63,10 @@ bool takesOperandSlice(const PlacedValue &p, const std::vector<PlacedValue> &pla
 
 Summary summarize(const Graph &graph, const std::vector<PlacedValue> &placed) {
   Summary s;
-  size_t end = placed.size();
+  size_t end = graph.nodes().size();
   std::unordered_map<const Value *, size_t> index;
-  for (size_t i = 0; i < end; ++i)
-    index[placed[i].node->result()] = i;
+  for (size_t i = 0; i < placed.size(); ++i)
+    index[placed[i].value] = i;
   std::vector<int64_t> delta(end + 1, 0); // live bytes change at each position
   for (const PlacedValue &p : placed) {
     s.unsharedBytes += alignUp(p.bytes);
@@ -107,7 +107,10 @@ std::string memoryReport(const Graph &graph, bool json) {
   std::string problem = checkMemoryPlan(graph);
   double ratio = s.maxLiveBytes ? double(s.arenaBytes) / double(s.maxLiveBytes) : 1.0;
   double saving = s.arenaBytes ? double(s.unsharedBytes) / double(s.arenaBytes) : 0.0;
-  size_t end = placed.size();
+  size_t end = graph.nodes().size();
+  auto name = [](const PlacedValue &p) {
+    return "%" + std::to_string(p.position) + resultSuffix(*p.value);
+  };
   auto lastText = [&](const PlacedValue &p) {
     return p.lastUse == end ? std::string("end") : std::to_string(p.lastUse);
   };
@@ -124,9 +127,9 @@ std::string memoryReport(const Graph &graph, bool json) {
            ", \"updates\": " + std::to_string(s.updatesInPlace) + "}";
     out += ", \"check\": " + jsonString(problem.empty() ? "ok" : problem);
     out += ", \"buffers\": [";
-    for (size_t i = 0; i < end; ++i) {
+    for (size_t i = 0; i < placed.size(); ++i) {
       const PlacedValue &p = placed[i];
-      out += std::string(i ? ", " : "") + "\n  {\"value\": \"%" + std::to_string(i) +
+      out += std::string(i ? ", " : "") + "\n  {\"value\": \"" + name(p) +
              "\", \"op\": " + jsonString(std::string(opName(p.node->kind()))) +
              ", \"first\": " + std::to_string(p.position) + ", \"last\": " + std::to_string(p.lastUse) +
              ", \"buffer\": " + jsonString(p.slice.buffer) +
@@ -146,11 +149,10 @@ std::string memoryReport(const Graph &graph, bool json) {
          " elementwise results, " + std::to_string(s.updatesInPlace) + " updates\n";
   out += "  check                 " + (problem.empty() ? std::string("ok") : problem) + "\n";
   out += "\n  first   last  buffer            offset        size  value\n";
-  for (size_t i = 0; i < end; ++i) {
-    const PlacedValue &p = placed[i];
+  for (const PlacedValue &p : placed) {
     out += "  " + padLeft(std::to_string(p.position), 5) + "  " + padLeft(lastText(p), 5) + "  " +
            padRight(p.slice.buffer, 14) + padLeft(std::to_string(p.slice.begin), 10) + "  " +
-           padLeft(std::to_string(p.slice.size()), 10) + "  %" + std::to_string(i) + " (" +
+           padLeft(std::to_string(p.slice.size()), 10) + "  " + name(p) + " (" +
            std::string(opName(p.node->kind())) + ")\n";
   }
   return out;

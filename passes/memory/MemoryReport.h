@@ -25,7 +25,7 @@ class Graph;
 ///     buffer (`updates`);
 ///   - `check`: "ok", or the problem `checkMemoryPlan` finds;
 ///   - `buffers`: for every node's value in schedule order, `value` (its
-///     printed name `%N`), `op`, `first` (its node's position) and `last` (its
+///     printed name `%N`, `%N#k` for result k of a multi-output node), `op`, `first` (its node's position) and `last` (its
 ///     last use; the node count means the end of the step), `buffer`
 ///     ("arena" or "%ARG"), `offset` and `size` (bytes of its slice).
 std::string memoryReport(const Graph &graph, bool json);

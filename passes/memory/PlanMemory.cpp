@@ -22,22 +22,40 @@ int64_t byteSize(const TensorType &type) {
 }
 
 /// Whether `node` reads each element of `operand` only to compute the element
-/// at the same index of its result, so that the result may overwrite the
-/// operand: an elementwise op, or a node with a body (a fusion) in which the
-/// operand flows only through elementwise ops.
-bool readsOnlyWhereItWrites(const Node &node, const Value *operand) {
+/// at the same index of its result `resultIndex`, so that this result may
+/// overwrite the operand: an elementwise op, or a node with a body (a fusion)
+/// in which the operand flows only through elementwise ops. A multi-output
+/// fusion runs its body nodes in order, each writing its result as it goes,
+/// so there the result's node must also come after every body node reading
+/// the operand, and the operand must not be yielded itself.
+bool readsOnlyWhereItWrites(const Node &node, const Value *operand, size_t resultIndex) {
   if (std::find(node.operands().begin(), node.operands().end(), operand) == node.operands().end())
     return true;
   if (!node.body())
     return node.info().has(OpTrait::Elementwise);
+  const Graph &body = *node.body();
+  const Node *writer = body.results()[resultIndex]->node;
+  bool multiOutput = node.numResults() > 1;
+  if (multiOutput && !writer)
+    return false;
   for (size_t k = 0; k < node.operands().size(); ++k) {
     if (node.operand(k) != operand)
       continue;
-    std::unordered_set<const Value *> reached = {&node.body()->arguments()[k]->value};
-    for (const auto &inner : node.body()->nodes()) {
-      bool reads = false;
-      for (const Value *v : inner->operands())
+    const Value *argument = &body.arguments()[k]->value;
+    if (multiOutput &&
+        std::find(body.results().begin(), body.results().end(), argument) != body.results().end())
+      return false;
+    std::unordered_set<const Value *> reached = {argument};
+    bool written = false;
+    for (const auto &inner : body.nodes()) {
+      bool reads = false, readsArgument = false;
+      for (const Value *v : inner->operands()) {
         reads = reads || reached.count(v);
+        readsArgument = readsArgument || v == argument;
+      }
+      if (multiOutput && written && readsArgument)
+        return false;
+      written = written || inner.get() == writer;
       if (!reads)
         continue;
       if (!inner->info().has(OpTrait::Elementwise))
@@ -48,37 +66,59 @@ bool readsOnlyWhereItWrites(const Node &node, const Value *operand) {
   return true;
 }
 
-/// The graph's data flow by node index, in the order the graph had on entry.
+/// The graph's data flow by node index, in the order the graph had on entry,
+/// and its values (node results) by value index.
 struct DataFlow {
   std::vector<Node *> nodes;
   std::unordered_map<const Node *, int> index;
   std::vector<std::vector<int>> producers; // distinct nodes whose values node i reads
-  std::vector<std::vector<int>> users;     // distinct nodes that read node i's value
-  std::vector<int64_t> bytes;
-  std::vector<bool> liveToEnd; // a result or an update source
+  std::vector<std::vector<int>> users;     // distinct nodes that read a value of node i
+  std::vector<int64_t> nodeBytes;          // of all of node i's results
+  std::vector<bool> nodeLiveToEnd;         // some result of node i is a result or update source
+  std::vector<std::vector<int>> valuesOf;  // node i's value indices, in result order
+
+  std::vector<const Value *> values;
+  std::unordered_map<const Value *, int> valueIndex;
+  std::vector<int> nodeOf;                 // value -> node index
+  std::vector<std::vector<int>> readers;   // value -> distinct nodes reading it
+  std::vector<int64_t> bytes;              // value -> bytes
+  std::vector<bool> liveToEnd;             // value -> a result or an update source
   std::unordered_map<const Argument *, std::vector<int>> argReaders; // distinct, ascending
   std::unordered_map<const Argument *, bool> argReadAtEnd; // a result or an update source
 
   explicit DataFlow(const Graph &graph) {
     for (const auto &node : graph.nodes()) {
       index[node.get()] = int(nodes.size());
+      valuesOf.emplace_back();
+      for (size_t r = 0; r < node->numResults(); ++r) {
+        valueIndex[node->result(r)] = int(values.size());
+        valuesOf.back().push_back(int(values.size()));
+        values.push_back(node->result(r));
+        nodeOf.push_back(int(nodes.size()));
+        bytes.push_back(byteSize(node->result(r)->type));
+      }
       nodes.push_back(node.get());
     }
     size_t n = nodes.size();
     producers.resize(n);
     users.resize(n);
-    bytes.resize(n);
-    liveToEnd.assign(n, false);
+    nodeBytes.assign(n, 0);
+    readers.resize(values.size());
+    liveToEnd.assign(values.size(), false);
     for (size_t i = 0; i < n; ++i) {
-      bytes[i] = byteSize(nodes[i]->type());
+      for (int v : valuesOf[i])
+        nodeBytes[i] += bytes[size_t(v)];
       for (const Value *v : nodes[i]->operands()) {
         if (v->arg) {
-          std::vector<int> &readers = argReaders[v->arg];
-          if (readers.empty() || readers.back() != int(i))
-            readers.push_back(int(i));
+          std::vector<int> &argUsers = argReaders[v->arg];
+          if (argUsers.empty() || argUsers.back() != int(i))
+            argUsers.push_back(int(i));
           continue;
         }
-        int p = indexOf(v);
+        std::vector<int> &valueUsers = readers[size_t(valueIndex.at(v))];
+        if (valueUsers.empty() || valueUsers.back() != int(i))
+          valueUsers.push_back(int(i));
+        int p = index.at(v->node);
         if (std::find(producers[i].begin(), producers[i].end(), p) == producers[i].end()) {
           producers[i].push_back(p);
           users[size_t(p)].push_back(int(i));
@@ -89,15 +129,20 @@ struct DataFlow {
       if (v->arg)
         argReadAtEnd[v->arg] = true;
       else
-        liveToEnd[size_t(indexOf(v))] = true;
+        liveToEnd[size_t(valueIndex.at(v))] = true;
     };
     for (const Value *v : graph.results())
       markEnd(v);
     for (const Update &u : graph.updates())
       markEnd(u.source);
+    nodeLiveToEnd.assign(n, false);
+    for (size_t v = 0; v < values.size(); ++v)
+      if (liveToEnd[v])
+        nodeLiveToEnd[size_t(nodeOf[v])] = true;
   }
 
-  int indexOf(const Value *v) const { return v->node ? index.at(v->node) : -1; }
+  /// The value index of a node result; -1 for an argument.
+  int valueOf(const Value *v) const { return v->node ? valueIndex.at(v) : -1; }
   const std::vector<int> &readersOf(const Argument *arg) const {
     static const std::vector<int> none;
     auto it = argReaders.find(arg);
@@ -109,31 +154,33 @@ struct DataFlow {
   }
 };
 
-/// `update %target, %N` that may be written into the target's buffer, given a
-/// schedule that runs the target's other readers before node `source`.
+/// `update %target, %V` that may be written into the target's buffer, given a
+/// schedule that runs the target's other readers before value `source`'s node.
 struct InPlaceUpdate {
   const Argument *target;
-  int source;
+  int source; // value index
 };
 
 /// The updates that can be written in place, and for each the extra schedule
-/// edges (reader -> source) that make it so. An update is left out when a
-/// reader of the target's old value depends on the new value (no schedule
+/// edges (reader -> source node) that make it so. An update is left out when
+/// a reader of the target's old value depends on the new value (no schedule
 /// can run it first), when the old value is read at the end of the step, or
 /// when the source node reads the target other than element by element.
 std::vector<InPlaceUpdate> findInPlaceUpdates(const Graph &graph, const DataFlow &flow,
                                               std::vector<std::vector<int>> &extraSuccessors) {
   size_t n = flow.nodes.size();
   extraSuccessors.assign(n, {});
-  std::vector<bool> claimed(n, false);
+  std::vector<bool> claimed(flow.values.size(), false);
   std::vector<InPlaceUpdate> updates;
   for (const Update &update : graph.updates()) {
-    int source = flow.indexOf(update.source);
-    if (source < 0 || claimed[size_t(source)] || flow.bytes[size_t(source)] == 0 ||
+    int value = flow.valueOf(update.source);
+    if (value < 0 || claimed[size_t(value)] || flow.bytes[size_t(value)] == 0 ||
         flow.readAtEnd(update.target))
       continue;
+    int source = flow.nodeOf[size_t(value)];
     const std::vector<int> &readers = flow.readersOf(update.target);
-    if (!readsOnlyWhereItWrites(*flow.nodes[size_t(source)], &update.target->value))
+    if (!readsOnlyWhereItWrites(*flow.nodes[size_t(source)], &update.target->value,
+                                update.source->index))
       continue;
     // Nodes that must follow the source, with the edges added so far.
     std::vector<bool> after(n, false);
@@ -158,8 +205,8 @@ std::vector<InPlaceUpdate> findInPlaceUpdates(const Graph &graph, const DataFlow
     for (int reader : readers)
       if (reader != source)
         extraSuccessors[size_t(reader)].push_back(source);
-    claimed[size_t(source)] = true;
-    updates.push_back({update.target, source});
+    claimed[size_t(value)] = true;
+    updates.push_back({update.target, value});
   }
   return updates;
 }
@@ -188,14 +235,17 @@ std::vector<int> listSchedule(const DataFlow &flow, const std::vector<std::vecto
   std::vector<int> remainingUsers(n);
   for (size_t i = 0; i < n; ++i)
     remainingUsers[i] = int(flow.users[i].size());
-  auto arenaBytes = [&](int i) {
-    return inArgument[size_t(i)] ? 0 : alignUp(flow.bytes[size_t(i)]);
+  auto arenaBytes = [&](int i) { // of node i's results outside argument buffers
+    int64_t total = 0;
+    for (int v : flow.valuesOf[size_t(i)])
+      total += inArgument[size_t(v)] ? 0 : alignUp(flow.bytes[size_t(v)]);
+    return total;
   };
   auto netBytes = [&](int i) {
-    bool outlives = flow.liveToEnd[size_t(i)] || !flow.users[size_t(i)].empty();
+    bool outlives = flow.nodeLiveToEnd[size_t(i)] || !flow.users[size_t(i)].empty();
     int64_t net = outlives ? arenaBytes(i) : 0;
     for (int p : flow.producers[size_t(i)])
-      if (!flow.liveToEnd[size_t(p)] && remainingUsers[size_t(p)] == 1)
+      if (!flow.nodeLiveToEnd[size_t(p)] && remainingUsers[size_t(p)] == 1)
         net -= arenaBytes(p);
     return net;
   };
@@ -310,30 +360,32 @@ int64_t placeBlocks(std::vector<Block> &blocks, const std::vector<size_t> &order
 /// A complete plan for one schedule.
 struct Plan {
   std::vector<int> order;          // node indices of DataFlow
-  std::vector<BufferSlice> slices; // by node index
+  std::vector<BufferSlice> slices; // by value index
   int64_t arenaBytes = 0;
   size_t updatesInPlace = 0; // each saves copying the new value at the end of the step
 };
 
 Plan planSchedule(const DataFlow &flow, const std::vector<InPlaceUpdate> &updates,
                   std::vector<int> order) {
-  size_t n = flow.nodes.size();
+  size_t n = flow.nodes.size(), values = flow.values.size();
   std::vector<int> pos(n);
   for (size_t k = 0; k < n; ++k)
     pos[size_t(order[k])] = int(k);
-  std::vector<int> last(n);
-  for (size_t i = 0; i < n; ++i) {
-    last[i] = flow.liveToEnd[i] ? int(n) : pos[i];
-    for (int u : flow.users[i])
-      last[i] = std::max(last[i], pos[size_t(u)]);
+  auto written = [&](size_t v) { return pos[size_t(flow.nodeOf[v])]; };
+  std::vector<int> last(values);
+  for (size_t v = 0; v < values; ++v) {
+    last[v] = flow.liveToEnd[v] ? int(n) : written(v);
+    for (int u : flow.readers[v])
+      last[v] = std::max(last[v], pos[size_t(u)]);
   }
 
   // Updates in place where this schedule runs the target's readers first.
-  std::vector<const Argument *> inArgument(n, nullptr);
+  std::vector<const Argument *> inArgument(values, nullptr);
   for (const InPlaceUpdate &u : updates) {
+    int source = flow.nodeOf[size_t(u.source)];
     bool safe = true;
     for (int reader : flow.readersOf(u.target))
-      safe = safe && (reader == u.source || pos[size_t(reader)] < pos[size_t(u.source)]);
+      safe = safe && (reader == source || pos[size_t(reader)] < pos[size_t(source)]);
     if (safe)
       inArgument[size_t(u.source)] = u.target;
   }
@@ -341,39 +393,47 @@ Plan planSchedule(const DataFlow &flow, const std::vector<InPlaceUpdate> &update
   for (const Argument *target : inArgument)
     plan.updatesInPlace += target ? 1 : 0;
 
-  // Elementwise results take the slice of an operand dying at them.
-  std::vector<int> owner(n);
-  for (size_t i = 0; i < n; ++i)
-    owner[i] = int(i);
-  for (int y : order) {
-    const Node &node = *flow.nodes[size_t(y)];
-    if (inArgument[size_t(y)] || flow.bytes[size_t(y)] == 0)
-      continue;
-    for (const Value *v : node.operands()) {
-      int x = flow.indexOf(v);
-      if (x >= 0 && !inArgument[size_t(x)] && flow.bytes[size_t(x)] == flow.bytes[size_t(y)] &&
-          last[size_t(x)] == pos[size_t(y)] && readsOnlyWhereItWrites(node, v)) {
-        owner[size_t(y)] = owner[size_t(x)];
-        break;
+  // Results read element by element take the slice of an operand dying at
+  // them; each operand's slice goes to one result at most.
+  std::vector<int> owner(values);
+  for (size_t v = 0; v < values; ++v)
+    owner[v] = int(v);
+  for (int i : order) {
+    const Node &node = *flow.nodes[size_t(i)];
+    std::vector<int> taken;
+    for (int y : flow.valuesOf[size_t(i)]) {
+      if (inArgument[size_t(y)] || flow.bytes[size_t(y)] == 0)
+        continue;
+      for (const Value *v : node.operands()) {
+        int x = flow.valueOf(v);
+        if (x >= 0 && !inArgument[size_t(x)] && flow.bytes[size_t(x)] == flow.bytes[size_t(y)] &&
+            last[size_t(x)] == pos[size_t(i)] &&
+            std::find(taken.begin(), taken.end(), x) == taken.end() &&
+            readsOnlyWhereItWrites(node, v, flow.values[size_t(y)]->index)) {
+          owner[size_t(y)] = owner[size_t(x)];
+          taken.push_back(x);
+          break;
+        }
       }
     }
   }
 
   std::vector<Block> blocks;
-  std::vector<int> blockOf(n, -1);
-  for (int i : order) { // owners come first in the schedule
-    if (inArgument[size_t(i)] || flow.bytes[size_t(i)] == 0)
-      continue;
-    int o = owner[size_t(i)];
-    if (o == i) {
-      blockOf[size_t(i)] = int(blocks.size());
-      blocks.push_back({alignUp(flow.bytes[size_t(i)]), pos[size_t(i)], last[size_t(i)], 0});
-    } else {
-      blockOf[size_t(i)] = blockOf[size_t(o)];
-      Block &block = blocks[size_t(blockOf[size_t(i)])];
-      block.last = std::max(block.last, last[size_t(i)]);
+  std::vector<int> blockOf(values, -1);
+  for (int i : order) // owners come first in the schedule
+    for (int v : flow.valuesOf[size_t(i)]) {
+      if (inArgument[size_t(v)] || flow.bytes[size_t(v)] == 0)
+        continue;
+      int o = owner[size_t(v)];
+      if (o == v) {
+        blockOf[size_t(v)] = int(blocks.size());
+        blocks.push_back({alignUp(flow.bytes[size_t(v)]), written(size_t(v)), last[size_t(v)], 0});
+      } else {
+        blockOf[size_t(v)] = blockOf[size_t(o)];
+        Block &block = blocks[size_t(blockOf[size_t(v)])];
+        block.last = std::max(block.last, last[size_t(v)]);
+      }
     }
-  }
 
   // Largest first; among equal sizes, two tie orders. Keep the smallest arena.
   std::vector<size_t> bySize(blocks.size()), byLifetime(blocks.size());
@@ -401,15 +461,15 @@ Plan planSchedule(const DataFlow &flow, const std::vector<InPlaceUpdate> &update
   if (blocks.empty())
     plan.arenaBytes = 0;
 
-  plan.slices.resize(n);
-  for (size_t i = 0; i < n; ++i) {
-    int64_t bytes = flow.bytes[i];
-    if (inArgument[i])
-      plan.slices[i] = {"%" + inArgument[i]->name, 0, bytes};
-    else if (blockOf[i] >= 0)
-      plan.slices[i] = {"arena", best[size_t(blockOf[i])].offset, best[size_t(blockOf[i])].offset + bytes};
+  plan.slices.resize(values);
+  for (size_t v = 0; v < values; ++v) {
+    int64_t bytes = flow.bytes[v];
+    if (inArgument[v])
+      plan.slices[v] = {"%" + inArgument[v]->name, 0, bytes};
+    else if (blockOf[v] >= 0)
+      plan.slices[v] = {"arena", best[size_t(blockOf[v])].offset, best[size_t(blockOf[v])].offset + bytes};
     else
-      plan.slices[i] = {"arena", 0, 0};
+      plan.slices[v] = {"arena", 0, 0};
   }
   plan.order = std::move(order);
   return plan;
@@ -427,7 +487,7 @@ class PlanMemory final : public Pass {
     size_t n = flow.nodes.size();
     std::vector<std::vector<int>> extraSuccessors;
     std::vector<InPlaceUpdate> updates = findInPlaceUpdates(graph, flow, extraSuccessors);
-    std::vector<bool> inArgument(n, false);
+    std::vector<bool> inArgument(flow.values.size(), false);
     for (const InPlaceUpdate &u : updates)
       inArgument[size_t(u.source)] = true;
 
@@ -458,10 +518,12 @@ class PlanMemory final : public Pass {
       int i = best.order[k];
       order.push_back(flow.nodes[size_t(i)]);
       changed = changed || i != int(k);
-      Attribute slice(best.slices[size_t(i)]);
-      const Attribute *old = flow.nodes[size_t(i)]->attrs().find(kBufferAttr);
-      changed = changed || !old || *old != slice;
-      flow.nodes[size_t(i)]->attrs().set(kBufferAttr, std::move(slice));
+      Node &node = *flow.nodes[size_t(i)];
+      std::vector<BufferSlice> slices;
+      for (int v : flow.valuesOf[size_t(i)])
+        slices.push_back(best.slices[size_t(v)]);
+      changed = changed || nodeBuffers(node) != slices;
+      setNodeBuffers(node, slices);
     }
     graph.reorderNodes(order);
     return changed ? PassResult::Changed : PassResult::Unchanged;

@@ -12,8 +12,9 @@ class Pass;
 inline constexpr int64_t kBufferAlignment = 64;
 
 /// The `plan-memory` pass. Must run last (after fusion): it treats every node
-/// generically, as one result computed from its operands, and looks at no op
-/// kind except through the `Elementwise` trait.
+/// generically, as results computed from its operands (one, or one per value
+/// a multi-output fusion yields), and looks at no op kind except through the
+/// `Elementwise` trait.
 ///
 ///  1. Schedule: among the graph's current order, greedy list schedules
 ///     (each step takes the ready node that frees the most / allocates the
@@ -33,14 +34,17 @@ inline constexpr int64_t kBufferAlignment = 64;
 ///     dying at it takes that operand's slice when it reads each element of
 ///     the operand only to write the same element: an `Elementwise` op, or a
 ///     fusion whose body passes the operand through elementwise ops only
-///     (a fused optimizer update, a fused activation).
+///     (a fused optimizer update, a fused activation). In a multi-output
+///     fusion the result's body node must also come after every body node
+///     reading the operand (a kernel writes each result as its body runs),
+///     and the operand must not be yielded; an operand goes to one result.
 ///  5. Offsets: greedy best-fit by decreasing size (TFLite's arena planner,
 ///     XLA's heap simulator): each buffer goes where it fits best among the
 ///     buffers whose live ranges intersect its own; offsets are 64-byte
 ///     aligned. A few placement orders are tried and the smallest arena kept.
 ///
-/// Every node gets a `buffer` attribute, constants and values nobody reads
-/// included (a backend may leave a constant unmaterialized; its slice is then
+/// Every node gets a `buffer` attribute (a list of slices, one per result,
+/// for a multi-output fusion), constants and values nobody reads included (a backend may leave a constant unmaterialized; its slice is then
 /// simply unused). Slices are `arena[off:off+bytes]` or `%w[0:bytes]`; the
 /// arena's size is the largest end, rounded up to 64. Nodes inside a fusion's
 /// body get none: they live in the fused kernel. `passes/memory/MemoryChecker.h`

@@ -67,7 +67,8 @@ class CommonSubexpressions final : public Pass {
     std::vector<const Node *> merged;
     for (const auto &node : graph.nodes()) {
       if (node->body()) { // a fusion kernel: never merged
-        ids.emplace(node->result(), ids.size());
+        for (size_t r = 0; r < node->numResults(); ++r)
+          ids.emplace(node->result(r), ids.size());
         continue;
       }
       std::string key = keyOf(*node, ids);

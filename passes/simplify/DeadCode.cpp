@@ -60,7 +60,10 @@ size_t eraseIfUnused(Graph &graph, const std::vector<const Node *> &candidates) 
   while (!work.empty()) {
     const Node *n = work.back();
     work.pop_back();
-    if (erased.count(n) || uses[n->result()] > 0)
+    bool used = false; // a multi-output node is dead only when no result is used
+    for (size_t r = 0; r < n->numResults(); ++r)
+      used = used || uses[n->result(r)] > 0;
+    if (erased.count(n) || used)
       continue;
     erased.insert(n);
     for (const Value *v : n->operands())

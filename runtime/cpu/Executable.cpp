@@ -5,6 +5,8 @@
 #include "runtime/cpu/Kernels.h"
 #include "runtime/cpu/Parallel.h"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -381,8 +383,14 @@ void *Executable::argumentData(const std::string &name) {
 
 void Executable::run(Profile *profile) {
   using Clock = std::chrono::steady_clock;
+  Clock::time_point runStart = Clock::now();
+  auto since = [](Clock::time_point t0, Clock::time_point t1) {
+    return std::chrono::duration<double>(t1 - t0).count();
+  };
   if (profile && profile->stepSeconds.size() < program_.steps.size())
     profile->stepSeconds.resize(program_.steps.size(), 0.0);
+  if (profile && profile->trace)
+    profile->lastRun.assign(program_.steps.size() + 1, {0.0, 0.0});
   for (size_t i = 0; i < program_.steps.size(); ++i) {
     if (!profile) {
       runStep(i);
@@ -390,12 +398,18 @@ void Executable::run(Profile *profile) {
     }
     Clock::time_point start = Clock::now();
     runStep(i);
-    profile->stepSeconds[i] += std::chrono::duration<double>(Clock::now() - start).count();
+    Clock::time_point end = Clock::now();
+    profile->stepSeconds[i] += since(start, end);
+    if (profile->trace)
+      profile->lastRun[i] = {since(runStart, start), since(runStart, end)};
   }
   Clock::time_point start = Clock::now();
   applyUpdates();
   if (profile) {
-    profile->updateSeconds += std::chrono::duration<double>(Clock::now() - start).count();
+    Clock::time_point end = Clock::now();
+    profile->updateSeconds += since(start, end);
+    if (profile->trace)
+      profile->lastRun.back() = {since(runStart, start), since(runStart, end)};
     ++profile->runs;
   }
 }
@@ -560,7 +574,75 @@ std::string formatProfile(const Program &program, const Profile &profile) {
                                     stepKindName(program.steps[i].kind) + " " +
                                     program.steps[i].name);
   row(profile.updateSeconds, "updates");
+  // The same time by kind of entry, largest first.
+  std::map<std::string, std::pair<double, int>> byKind;
+  for (size_t i : order) {
+    auto &[kindSeconds, count] = byKind[stepKindName(program.steps[i].kind)];
+    kindSeconds += profile.stepSeconds[i];
+    ++count;
+  }
+  std::vector<std::pair<std::string, std::pair<double, int>>> kinds(byKind.begin(), byKind.end());
+  std::stable_sort(kinds.begin(), kinds.end(),
+                   [](const auto &a, const auto &b) { return a.second.first > b.second.first; });
+  text += "by kind:\n";
+  for (const auto &[kind, total] : kinds)
+    row(total.first, kind + " (" + std::to_string(total.second) + " entries)");
   return text;
+}
+
+namespace {
+
+/// A step's sizes, as the args of its trace event.
+nlohmann::ordered_json traceArgs(size_t index, const Step &step) {
+  nlohmann::ordered_json args{{"step", index}};
+  const WindowParams &w = step.window;
+  auto dims = [](std::initializer_list<int64_t> d) { return std::vector<int64_t>(d); };
+  switch (step.kind) {
+  case StepKind::Kernel:
+    args["iterations"] = step.iterations;
+    args["per_iteration"] = step.iterationCost;
+    break;
+  case StepKind::Matmul:
+    args["batch"] = step.matmul.batch, args["m"] = step.matmul.m;
+    args["n"] = step.matmul.n, args["k"] = step.matmul.k;
+    break;
+  case StepKind::Gather:
+  case StepKind::ScatterAdd:
+  case StepKind::Copy:
+    args["bytes"] = step.result.bytes;
+    break;
+  default: // the window ops: NCHW input and output, the window
+    args["input"] = dims({w.n, w.c, w.h, w.w});
+    args["output"] = dims({w.n, w.o, w.oh, w.ow});
+    args["window"] = dims({w.kh, w.kw});
+    break;
+  }
+  return args;
+}
+
+} // namespace
+
+std::string formatChromeTrace(const Program &program, const Profile &profile) {
+  using Json = nlohmann::ordered_json;
+  Json events = Json::array();
+  events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", 1},
+                    {"args", {{"name", "kiln @" + program.name}}}});
+  auto event = [&](const std::string &name, const char *kind, std::pair<double, double> span,
+                   Json args) {
+    events.push_back({{"name", name}, {"cat", kind}, {"ph", "X"}, {"pid", 1}, {"tid", 1},
+                      {"ts", span.first * 1e6}, {"dur", (span.second - span.first) * 1e6},
+                      {"args", std::move(args)}});
+  };
+  size_t steps = std::min(program.steps.size(), profile.lastRun.size());
+  for (size_t i = 0; i < steps; ++i)
+    event(program.steps[i].name, stepKindName(program.steps[i].kind), profile.lastRun[i],
+          traceArgs(i, program.steps[i]));
+  if (profile.lastRun.size() == program.steps.size() + 1)
+    event("updates", "updates", profile.lastRun.back(), Json{{"updates", program.updates.size()}});
+  Json trace{{"displayTimeUnit", "ms"},
+             {"otherData", {{"program", program.name}}},
+             {"traceEvents", std::move(events)}};
+  return trace.dump(1) + "\n";
 }
 
 } // namespace cpu

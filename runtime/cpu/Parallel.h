@@ -22,6 +22,24 @@ inline constexpr int64_t kParallelWork = int64_t(1) << 15;
 /// (no nesting), else the OpenMP thread count.
 inline int availableThreads() { return omp_in_parallel() ? 1 : omp_get_max_threads(); }
 
+/// GEMMs at most this big (m * n * k) run on one thread: OpenBLAS would split
+/// them over all its threads, and on a busy machine waiting for a descheduled
+/// thread costs more than the GEMM (digits MLP, 64x128x64: 1000 steps took
+/// 9-16 s on 2 threads under load, 0.1 s on one).
+inline constexpr int64_t kSerialGemm = int64_t(1) << 21;
+
+/// Calls `gemmCall` with OpenBLAS on one thread when the GEMM is small (and
+/// not already inside a parallel region, where OpenBLAS runs on one anyway).
+template <typename Call> void callBlas(int64_t m, int64_t n, int64_t k, Call gemmCall) {
+  int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (threads == 1 || m * n * k > kSerialGemm)
+    return gemmCall();
+  openblas_set_num_threads(1); // the OpenMP build sets OpenMP's count too
+  gemmCall();
+  openblas_set_num_threads(threads);
+  omp_set_num_threads(threads);
+}
+
 /// Row-major C = alpha op(A) op(B) + beta C, op(A) [m, k], op(B) [k, n]. With
 /// beta == 0, C is overwritten (OpenBLAS never reads it, so stale NaNs vanish).
 /// Called inside a parallel region, OpenBLAS's OpenMP build runs on one thread.
@@ -30,18 +48,22 @@ inline void gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k, floa
                  int64_t ldc) {
   assert(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX &&
          ldc <= INT_MAX && "the Executable rejects GEMMs beyond 32-bit BLAS");
-  cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-              blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c,
-              blasint(ldc));
+  callBlas(m, n, k, [&] {
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c,
+                blasint(ldc));
+  });
 }
 inline void gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k, double alpha,
                  const double *a, int64_t lda, const double *b, int64_t ldb, double beta, double *c,
                  int64_t ldc) {
   assert(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX &&
          ldc <= INT_MAX && "the Executable rejects GEMMs beyond 32-bit BLAS");
-  cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-              blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c,
-              blasint(ldc));
+  callBlas(m, n, k, [&] {
+    cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c,
+                blasint(ldc));
+  });
 }
 
 /// A per-thread scratch array of at least `count` elements (grown, never

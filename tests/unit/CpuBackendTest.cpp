@@ -11,6 +11,7 @@
 #include "ir/Interpreter.h"
 #include "ir/Parser.h"
 #include "passes/PassManager.h"
+#include "passes/memory/MemoryChecker.h"
 #include "runtime/Safetensors.h"
 #include "runtime/cpu/Executable.h"
 #include "runtime/cpu/Threads.h"
@@ -209,6 +210,36 @@ TEST(CpuBackend, SplitKernelsGiveTheSameBitsOnAnyThreadCount) {
   cpu::setNumThreads(saved);
   EXPECT_EQ(bits[0], bits[1]);
   EXPECT_EQ(bits[0], bits[2]);
+}
+
+// A multi-output kernel whose first result takes its operand's slice while
+// another result, of another shape (so another loop nest), still reads the
+// operand. The memory checker refuses this plan today (the operand has a
+// non-elementwise reader), but the kernel must be right whatever the plan:
+// it may not overwrite the operand before that read.
+const char *kInPlaceSiblings = R"(
+graph @siblings(%x: f32[64,256] input) -> (f32[256,64], f32[64,256]) {
+  %0 = neg %x {buffer = arena[0:65536]} : f32[64,256]
+  %1:2 = fusion %0 {kind = "loop", buffer = [arena[0:65536], arena[65536:131072]]} : f32[64,256], f32[256,64] {
+    %0 = transpose %arg0 {perm = [1, 0]} : f32[256,64]
+    %1 = exp %arg0 : f32[64,256]
+    yield %1, %0
+  }
+  return %1#1, %1#0
+}
+)";
+
+TEST(CpuBackend, MultiOutputKernelsReadOperandsBeforeOverwritingThem) {
+  Module module = parseModule(kInPlaceSiblings, "siblings.kir");
+  const Graph &graph = *module.graphs[0];
+  ASSERT_NE(checkMemoryPlan(graph), "");
+  TensorMap args{{"x", defaultArgumentValue(*graph.arguments()[0], 4)}};
+  InterpreterResult want = interpret(graph, args, Precision::Native);
+  std::unique_ptr<CpuCompiled> compiled = compileForCpu(graph);
+  compiled->executable->setArgument("x", args.at("x"));
+  compiled->executable->run();
+  for (size_t i = 0; i < want.results.size(); ++i)
+    expectClose(compiled->executable->result(i), want.results[i], 1e-6, "result " + std::to_string(i));
 }
 
 TEST(CpuBackend, RunsTheSameTwiceBitForBit) {

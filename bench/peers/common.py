@@ -1,0 +1,91 @@
+"""What every peer shares: the workloads, the exported initial values, timing.
+
+A workload is a model of shared/BENCHMARKS.md ("mlp", "cnn", "gpt") and
+whether it trains ("mlp") or only runs forward and loss ("mlp-infer").
+kiln-bench --export-dir=DIR writes DIR/MODEL.safetensors: Kiln's initial
+params (named as in examples/models/Models.h, which are PyTorch's
+state_dict names) and the input batch, fed to every step.
+"""
+import json
+import os
+import resource
+import statistics
+import time
+
+import numpy as np
+
+# shared/BENCHMARKS.md, CPU workloads: the optimizer of each model.
+OPTIMIZERS = {
+    "mlp": {"kind": "momentum", "lr": 0.01, "momentum": 0.9},
+    "cnn": {"kind": "momentum", "lr": 0.01, "momentum": 0.9},
+    "gpt": {"kind": "adamw", "lr": 3e-4, "weight_decay": 0.01, "betas": (0.9, 0.999), "eps": 1e-8},
+}
+# The input names of each model's graph: (inputs, labels).
+INPUTS = {"mlp": ("x", "labels"), "cnn": ("images", "labels"), "gpt": ("tokens", "targets")}
+GPT = {"vocab": 512, "d_model": 256, "heads": 4, "layers": 2, "block": 128}
+
+
+def parse_workload(name):
+    model, _, suffix = name.partition("-")
+    if model not in OPTIMIZERS or suffix not in ("", "infer"):
+        raise SystemExit(f"unknown workload '{name}'")
+    return model, suffix == ""
+
+
+def load_init(path, model):
+    """(params, inputs, labels) as numpy arrays from kiln-bench's export."""
+    from safetensors.numpy import load_file
+    tensors = load_file(path)
+    inputs_name, labels_name = INPUTS[model]
+    inputs = tensors.pop(inputs_name)
+    labels = tensors.pop(labels_name)
+    return tensors, inputs, labels
+
+
+def set_threads_env(threads):
+    """The thread variables every library reads at import: set before importing it."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+
+
+def peak_rss_bytes():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
+
+
+def measure(step, loss_value, warmup, steps):
+    """Runs `step` (returns something `loss_value` turns into a float after
+    waiting for it): warm-up steps, the first two of which give the losses and
+    the first of which is timed apart (it includes any compilation), then
+    `steps` timed steps. Returns the report's timing fields."""
+    losses = []
+    first = None
+    for i in range(max(warmup, 2)):
+        start = time.perf_counter()
+        out = step()
+        value = loss_value(out)
+        if i == 0:
+            first = time.perf_counter() - start
+        if len(losses) < 2:
+            losses.append(value)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        out = step()
+        loss_value(out)
+        times.append((time.perf_counter() - start) * 1e3)
+    return {
+        "median_ms": statistics.median(times),
+        "min_ms": min(times),
+        "step_ms": times,
+        "first_step_s": first,
+        "losses": losses,
+    }
+
+
+def emit(report):
+    report["peak_rss_bytes"] = peak_rss_bytes()
+    print(json.dumps(report), flush=True)
+
+
+def as_float32(params):
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in params.items()}
