@@ -59,7 +59,7 @@ static thread_local KilnDim3 threadIdx, blockIdx, blockDim, gridDim;
 #define __shared__ static
 #define __launch_bounds__(n)
 #define KILN_HOST_EMULATION 1
-struct KilnBarrier { // (libstdc++ 12's std::barrier hung here)
+struct KilnBarrier { // a generation-counting barrier (C++17: no std::barrier needed)
   std::mutex m; std::condition_variable cv; unsigned count, waiting = 0; unsigned long long generation = 0;
   explicit KilnBarrier(unsigned n) : count(n) {}
   void arrive_and_wait() {
