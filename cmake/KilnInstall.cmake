@@ -11,9 +11,12 @@ set_target_properties(kiln_api PROPERTIES EXPORT_NAME kiln)
 target_link_libraries(kiln_api INTERFACE kiln_compiler)
 add_library(Kiln::kiln ALIAS kiln_api)
 
-set(KILN_EXPORTED_LIBRARIES kiln_api kiln_compiler kiln_passes kiln_frontend kiln_ir kiln_runtime)
+set(KILN_EXPORTED_LIBRARIES kiln_api kiln_compiler kiln_passes kiln_frontend kiln_codegen kiln_ir kiln_runtime)
 if(KILN_ENABLE_CPU_BACKEND)
   list(APPEND KILN_EXPORTED_LIBRARIES kiln_codegen_cpu kiln_runtime_cpu)
+endif()
+if(KILN_ENABLE_CUDA)
+  list(APPEND KILN_EXPORTED_LIBRARIES kiln_codegen_cuda)
 endif()
 # A sanitized build's libraries need the sanitizer runtimes in whatever links them.
 if(KILN_SANITIZE)

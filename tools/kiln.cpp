@@ -3,6 +3,7 @@
 #include "CommandLine.h"
 #include "PipelineFlags.h"
 #include "compiler/CpuBackend.h"
+#include "compiler/CudaBackend.h"
 #include "compiler/GradCheck.h"
 #include "compiler/TrainingStep.h"
 #include "ir/ArgumentValues.h"
@@ -47,8 +48,8 @@ commands:
 
   compile FILE [--train --optimizer=sgd|momentum|nesterov|adam|adamw [--lr=X]
                [--momentum=X] [--weight-decay=X] [--clip-norm=X] [--loss=NAME]]
-               [--graph=NAME] [--emit=kir|json|dot|mlir|llvm|asm|obj] [--target=cpu]
-               [--cpu=NAME] [-o OUT] [pipeline flags]
+               [--graph=NAME] [--emit=kir|json|dot|mlir|llvm|asm|obj|cuda|ptx]
+               [--target=cpu] [--cpu=NAME] [--arch=sm_90] [-o OUT] [pipeline flags]
       Compiles a graph. With --train the result is the whole training step:
       forward, loss, gradients of every param and the optimizer update, as
       one graph with `update`s (the learning rate is its input `lr`, with
@@ -60,6 +61,8 @@ commands:
       file OUT.o plus its C header OUT.h. --target=cpu -o NAME links a
       standalone executable (NAME --help). --cpu (or -mcpu) names
       the CPU to generate code for (LLVM's names; default: the host).
+      --emit=cuda writes the CUDA C++ of the GPU kernels, --emit=ptx their
+      PTX from NVRTC for --arch (with --dump-dir also one .cu per kernel).
 
   check-grad FILE [--inputs=FEEDS] [--tol=1e-6] [--seed=N]
                   [--elements=N] [--loss=NAME] [--graph=NAME]
@@ -415,16 +418,36 @@ kiln::OptimizerOptions optimizerOptions(const kiln::CommandLine &cl) {
   return options;
 }
 
+/// `kiln compile --emit=cuda|ptx`: the GPU kernels of every graph, compiled by
+/// NVRTC for --arch; --dump-dir also gets each kernel's source.
+int emitCuda(const kiln::Module &out, const kiln::CommandLine &cl, const std::string &emit) {
+  std::string text;
+  for (const auto &g : out.graphs) {
+    kiln::CudaCompiled compiled = kiln::compileForCuda(*g, cl.get("--arch", "sm_90"));
+    text += kiln::cudaText(compiled, emit);
+    if (cl.has("--dump-dir"))
+      kiln::dumpCudaKernels(compiled, cl.get("--dump-dir"));
+  }
+  if (cl.has("-o"))
+    kiln::writeFileAtomically(cl.get("-o"), text);
+  else
+    std::cout << text;
+  return 0;
+}
+
 /// Checks the output options of `kiln compile`: --emit, --target, --cpu, -o.
 void checkCompileOutput(const kiln::CommandLine &cl, const std::string &emit) {
   static const std::set<std::string> emits = {"kir",  "json", "dot", "mlir",
-                                              "llvm", "asm",  "obj", "exe"};
+                                              "llvm", "asm",  "obj", "exe", "cuda", "ptx"};
   if (!emits.count(emit))
-    kiln::throwError("", "--emit must be kir, json, dot, mlir, llvm, asm or obj, got '" + emit + "'");
+    kiln::throwError("", "--emit must be kir, json, dot, mlir, llvm, asm, obj, cuda or ptx, got '" + emit + "'");
+  bool cudaOutput = emit == "cuda" || emit == "ptx";
+  if (cl.has("--arch") && !cudaOutput)
+    kiln::throwError("", "--arch is an option of --emit=cuda|ptx");
   std::string target = cl.get("--target", "cpu");
   if (target != "cpu")
     kiln::throwError("", "unknown target '" + target + "' for compile (this build has: cpu)");
-  bool cpuOutput = emit != "kir" && emit != "json" && emit != "dot";
+  bool cpuOutput = emit != "kir" && emit != "json" && emit != "dot" && !cudaOutput;
   if (cl.has("--target") && !cpuOutput)
     kiln::throwError("", "--target=cpu writes an executable or --emit=mlir|llvm|asm|obj, not --emit=" + emit);
   if ((cl.has("--cpu") || cl.has("-mcpu")) && !cpuOutput)
@@ -589,6 +612,8 @@ int compileCommand(const kiln::CommandLine &cl) {
   passManager.printTimings();
   if (!reports.empty())
     std::cout << kiln::reportText(out, reports, cl.get("--report-format", "text"));
+  if (emit == "cuda" || emit == "ptx")
+    return emitCuda(out, cl, emit);
   if (emit != "kir" && emit != "json" && emit != "dot")
     return writeCpuOutput(cl, *out.graphs[0], emit);
   if (emit == "json" && cl.has("-o")) {
@@ -680,7 +705,7 @@ int run(int argc, char **argv) {
     kiln::CommandLine cl(kiln::withPipelineValueOptions({"--optimizer", "--lr", "--momentum",
                                                          "--weight-decay", "--clip-norm", "--loss",
                                                          "--graph", "--emit", "-o", "--target",
-                                                         "--cpu", "-mcpu"}),
+                                                         "--cpu", "-mcpu", "--arch"}),
                          kiln::withPipelineFlags({"--train"}));
     cl.parse(argc, argv, 2);
     return compileCommand(cl);

@@ -15,6 +15,7 @@
 #include "runtime/Safetensors.h"
 #include "runtime/cpu/Executable.h"
 #include "runtime/cpu/Threads.h"
+#include "tests/unit/ExpectClose.h"
 #include "tests/unit/TestHelpers.h"
 
 #include <gtest/gtest.h>
@@ -44,20 +45,7 @@ std::shared_ptr<CpuCompiled> compileAndSet(Graph &graph, const TensorMap &args) 
 }
 
 void expectClose(const HostTensor &got, const HostTensor &want, double rel, const std::string &what) {
-  ASSERT_EQ(got.numElements(), want.numElements()) << what;
-  for (int64_t i = 0; i < want.numElements(); ++i) {
-    if (!isFloat(got.dtype())) {
-      ASSERT_EQ(got.getInt(i), want.getInt(i)) << what << "[" << i << "]";
-      continue;
-    }
-    double a = got.getDouble(i), b = want.getDouble(i);
-    if (std::isnan(b)) {
-      ASSERT_TRUE(std::isnan(a)) << what << "[" << i << "]";
-      continue;
-    }
-    ASSERT_LE(std::fabs(a - b), rel * std::max(1.0, std::fabs(b)))
-        << what << "[" << i << "]: cpu " << a << ", expected " << b;
-  }
+  expectTensorClose(got, want, rel, what, "cpu");
 }
 
 struct Case {

@@ -1,0 +1,769 @@
+// One kernel (a fusion body or a single op) -> CUDA C++ source text.
+//
+// As in the CPU emitter (codegen/cpu/KernelEmitter.cpp), a body value is not
+// stored: `at(value, coords)` writes the statements that compute its element
+// at a coordinate vector, walking back through elementwise ops and index maps
+// (broadcast, reshape, transpose, slice, pad, concat) to loads of the
+// kernel's operands. Coordinates are C expressions, each with the depth of
+// the scope that defines its variables; an element is computed in the scope
+// of its deepest coordinate, so loop-invariant values (a row's maximum inside
+// the loop over the row) are hoisted out of loops, and memoized per scope.
+//
+// A reduction's element is a loop over the reduced elements. Two kernel shapes:
+// - "row": when a reduction reduces the innermost axes of its operand and
+//   every result starts with the kept (leading) dimensions, e.g. softmax,
+//   layer_norm and cross-entropy rows. One block per row (grid-stride over
+//   rows); a reduction computed at row scope is block-wide: each thread
+//   accumulates a strided share, then warp shuffles (__shfl_xor_sync) and
+//   the warps' partials in warp order (kiln_block_reduce). Results are
+//   written by a loop of the block's threads over the row's elements.
+// - "loop": a grid-stride loop over the results' elements, one thread per
+//   element; its reductions are loops of that thread (correct for any axes;
+//   column sums read coalesced across threads).
+// Both are deterministic (no atomics). Float sums accumulate in double (f64
+// partials in the block tree), as the interpreter does; bf16/f16 compute in
+// f32; integer ops wrap; integer division and float-to-int casts follow the
+// interpreter (kiln_idiv, kiln_f2i32/64 in the preamble).
+#include "codegen/cuda/CudaCodegen.h"
+
+#include "ir/Graph.h"
+#include "runtime/Error.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <set>
+#include <unordered_map>
+
+namespace kiln {
+
+namespace {
+
+[[noreturn]] void unsupported(const Node &node, const std::string &why) {
+  throwError(node.loc().known() ? node.loc().toString() : "",
+             "the CUDA backend cannot compile " + std::string(opName(node.kind())) + ": " + why);
+}
+
+bool isReduction(OpKind kind) {
+  return kind == OpKind::ReduceSum || kind == OpKind::ReduceMax || kind == OpKind::Argmax;
+}
+
+
+std::string computeType(DType t) {
+  switch (t) {
+  case DType::F32: case DType::BF16: case DType::F16: return "float";
+  case DType::F64: return "double";
+  case DType::I32: return "int";
+  case DType::I64: return "long long";
+  case DType::I1: return "bool";
+  }
+  return "float";
+}
+
+/// Whether the compute type of `t` is double (else float, for float dtypes).
+bool isDouble(DType t) { return t == DType::F64; }
+
+std::string hexFloat(double v, bool single) {
+  char buf[64];
+  if (single)
+    std::snprintf(buf, sizeof buf, "%af", double(float(v)));
+  else
+    std::snprintf(buf, sizeof buf, "%a", v);
+  return buf;
+}
+
+/// `v` as a C literal of the compute type of `t` (rounded to `t` first).
+std::string literal(double v, DType t) {
+  if (isFloat(t)) {
+    bool single = !isDouble(t);
+    v = roundToDType(v, t);
+    if (std::isnan(v))
+      return single ? "KILN_NAN_F" : "KILN_NAN_D";
+    if (std::isinf(v))
+      return std::string(v < 0 ? "(-" : "(") + (single ? "KILN_INF_F" : "KILN_INF_D") + ")";
+    return "(" + hexFloat(v, single) + ")";
+  }
+  if (t == DType::I1)
+    return v != 0 ? "true" : "false";
+  int64_t i = realToInt(v, t);
+  if (t == DType::I32)
+    return i == INT32_MIN ? "(-2147483647 - 1)" : "(" + std::to_string(i) + ")";
+  return i == INT64_MIN ? "(-9223372036854775807LL - 1)" : "(" + std::to_string(i) + "LL)";
+}
+
+/// An expression of compute type `from` converted to compute type `to` with
+/// the interpreter's semantics.
+std::string castExpr(const std::string &x, DType from, DType to) {
+  if (from == to)
+    return x;
+  if (to == DType::I1)
+    return "(" + x + " != 0)";
+  if (from == DType::I1)
+    return "((" + computeType(to) + ")(" + x + " ? 1 : 0))";
+  auto rounded = [&](const std::string &f32) {
+    if (to == DType::BF16)
+      return "kiln_round_bf16(" + f32 + ")";
+    if (to == DType::F16)
+      return "kiln_round_f16(" + f32 + ")";
+    return f32;
+  };
+  if (isFloat(from) && isFloat(to))
+    return rounded("((" + computeType(to) + ")(" + x + "))");
+  if (isFloat(from))
+    return std::string(to == DType::I32 ? "kiln_f2i32" : "kiln_f2i64") + "((double)(" + x + "))";
+  if (isFloat(to))
+    return rounded("((" + computeType(to) + ")(" + x + "))");
+  return "((" + computeType(to) + ")(" + x + "))";
+}
+
+std::string loadExpr(const std::string &element, DType t) {
+  switch (t) {
+  case DType::BF16: return "kiln_ld_bf16(" + element + ")";
+  case DType::F16: return "kiln_ld_f16(" + element + ")";
+  case DType::I1: return "(" + element + " != 0)";
+  default: return element;
+  }
+}
+
+std::string storeExpr(const std::string &value, DType t) {
+  switch (t) {
+  case DType::BF16: return "kiln_st_bf16(" + value + ")";
+  case DType::F16: return "kiln_st_f16(" + value + ")";
+  case DType::I1: return "(unsigned char)(" + value + " ? 1 : 0)";
+  default: return value;
+  }
+}
+
+int64_t product(const std::vector<int64_t> &dims) {
+  int64_t p = 1;
+  for (int64_t d : dims)
+    p *= d;
+  return p;
+}
+
+/// A coordinate: a C expression of type kiln_idx and the depth of the
+/// innermost scope whose variables it uses.
+struct Coord {
+  std::string expr;
+  int depth = 0;
+};
+using Coords = std::vector<Coord>;
+
+struct Scope {
+  std::string header; // the loop's opening line; empty for the kernel's top
+  std::string code;
+  std::map<std::string, std::string> memo; // value@coords -> variable
+  bool uniform = true; // every thread of the block runs it alike (block reductions allowed)
+};
+
+class Emitter {
+public:
+  Emitter(const Node &node, std::string name) : node_(node), name_(std::move(name)) {}
+  CudaKernel run();
+
+private:
+  // --- Scopes ----------------------------------------------------------------
+  void line(int depth, const std::string &text) {
+    chain_[size_t(depth)]->code += std::string(size_t(2 * depth + 2), ' ') + text + "\n";
+  }
+  std::string fresh(const char *prefix) { return prefix + std::to_string(counter_++); }
+  std::string define(int depth, const std::string &type, const std::string &expr) {
+    std::string name = fresh("v");
+    line(depth, "const " + type + " " + name + " = " + expr + ";");
+    return name;
+  }
+  /// Opens a loop inside scope `depth` (deeper open scopes are set aside
+  /// until closeLoop): code emitted there now lands before them.
+  int openLoop(int depth, const std::string &header, bool uniform = false) {
+    suspended_.emplace_back();
+    auto &saved = suspended_.back();
+    for (size_t d = size_t(depth) + 1; d < chain_.size(); ++d)
+      saved.push_back(std::move(chain_[d]));
+    chain_.resize(size_t(depth) + 1);
+    chain_.push_back(std::make_unique<Scope>());
+    chain_.back()->header = header;
+    chain_.back()->uniform = uniform && chain_[size_t(depth)]->uniform;
+    return depth + 1;
+  }
+  void closeLoop() {
+    std::unique_ptr<Scope> inner = std::move(chain_.back());
+    chain_.pop_back();
+    int depth = int(chain_.size()) - 1;
+    line(depth, inner->header);
+    chain_.back()->code += inner->code;
+    line(depth, "}");
+    for (auto &s : suspended_.back())
+      chain_.push_back(std::move(s));
+    suspended_.pop_back();
+  }
+
+  // --- Coordinates -----------------------------------------------------------
+  // Index arithmetic is `kiln_idx` (a typedef in each kernel): int when every
+  // tensor of the kernel has fewer than 2^30 elements (64-bit division is many
+  // instructions on a GPU), else long long.
+  std::string ll(int64_t v) const { return std::to_string(v) + (narrow_ ? "" : "LL"); }
+  std::string zero() const { return narrow_ ? "0" : "0LL"; }
+  Coords zeros(size_t rank) const { return Coords(rank, Coord{zero(), 0}); }
+  static int depthOf(const Coords &c) {
+    int d = 0;
+    for (const Coord &x : c)
+      d = std::max(d, x.depth);
+    return d;
+  }
+  Coord linear(const Coords &c, const std::vector<int64_t> &strides) const {
+    std::string sum;
+    int depth = 0;
+    for (size_t d = 0; d < c.size(); ++d) {
+      if (c[d].expr == zero())
+        continue;
+      std::string term = strides[d] == 1 ? c[d].expr : c[d].expr + " * " + ll(strides[d]);
+      sum = sum.empty() ? term : sum + " + " + term;
+      depth = std::max(depth, c[d].depth);
+    }
+    return sum.empty() ? Coord{zero(), 0} : Coord{"(" + sum + ")", depth};
+  }
+  Coords unflatten(const Coord &flat, const std::vector<int64_t> &dims) {
+    Coords c(dims.size());
+    int64_t stride = 1;
+    for (size_t d = dims.size(); d-- > 0;) {
+      if (dims[d] == 1) {
+        c[d] = Coord{zero(), 0};
+      } else {
+        std::string e = stride == 1 ? flat.expr : "(" + flat.expr + " / " + ll(stride) + ")";
+        if (d != 0)
+          e = e + " % " + ll(dims[d]);
+        std::string name = fresh("i");
+        line(flat.depth, "const kiln_idx " + name + " = " + e + ";");
+        c[d] = Coord{name, flat.depth};
+      }
+      stride *= dims[d];
+    }
+    return c;
+  }
+
+  // --- Elements --------------------------------------------------------------
+  std::string at(const Value *v, Coords coords);
+  std::string compute(const Node &node, const Coords &c, int depth);
+  std::string elementwise(const Node &node, const std::vector<std::string> &x);
+  std::string reduction(const Node &node, const Coords &c, int depth);
+  void markUniform(const std::vector<const Node *> &nodes);
+
+  const Node &node_;
+  std::string name_;
+  int counter_ = 0;
+  std::vector<std::unique_ptr<Scope>> chain_;
+  std::vector<std::vector<std::unique_ptr<Scope>>> suspended_;
+  std::unordered_map<const Value *, size_t> inputs_; // value -> parameter index
+  std::set<const Value *> uniform_;                   // the same element everywhere
+  std::string globals_;                               // literal tables
+  bool rowMode_ = false;
+  bool narrow_ = false; // int index arithmetic
+  int64_t maxReduced_ = 1; // the largest reduction extent (row kernels' block size)
+};
+
+void Emitter::markUniform(const std::vector<const Node *> &nodes) {
+  for (const auto &[v, index] : inputs_)
+    if (v->type.shape.rank() == 0)
+      uniform_.insert(v);
+  for (const Node *n : nodes) {
+    bool uniform;
+    if (n->kind() == OpKind::Constant)
+      uniform = n->attr("value").isNumber();
+    else if (n->info().has(OpTrait::Elementwise) || n->kind() == OpKind::Broadcast ||
+             n->kind() == OpKind::Reshape || n->kind() == OpKind::Transpose || n->kind() == OpKind::Slice)
+      uniform = true;
+    else
+      uniform = false;
+    for (const Value *v : n->operands())
+      uniform = uniform && uniform_.count(v);
+    if (uniform)
+      uniform_.insert(n->result());
+  }
+}
+
+std::string Emitter::at(const Value *v, Coords coords) {
+  if (uniform_.count(v))
+    coords = zeros(v->type.shape.rank());
+  int depth = depthOf(coords);
+  std::string key = std::to_string(reinterpret_cast<uintptr_t>(v));
+  for (const Coord &c : coords)
+    key += "," + c.expr;
+  auto &memo = chain_[size_t(depth)]->memo;
+  if (auto hit = memo.find(key); hit != memo.end())
+    return hit->second;
+  std::string result;
+  if (auto in = inputs_.find(v); in != inputs_.end()) {
+    std::string element = "p" + std::to_string(in->second) + "[" + linear(coords, v->type.shape.strides()).expr + "]";
+    result = define(depth, computeType(v->type.dtype), loadExpr(element, v->type.dtype));
+  } else if (v->node) {
+    result = compute(*v->node, coords, depth);
+  } else {
+    throwError("", "internal error: a CUDA kernel reads a value that is neither an operand nor computed");
+  }
+  chain_[size_t(depth)]->memo[key] = result;
+  return result;
+}
+
+std::string Emitter::elementwise(const Node &node, const std::vector<std::string> &x) {
+  DType t = node.operands().empty() ? node.type().dtype : node.operand(0)->type.dtype;
+  bool real = isFloat(t);
+  std::string f = isDouble(t) ? "" : "f"; // expf / exp
+  std::string one = isDouble(t) ? "1.0" : "1.0f";
+  std::string T = computeType(t);
+  auto fn = [&](const char *name) { return std::string(name) + f + "(" + x[0] + ")"; };
+  switch (node.kind()) {
+  case OpKind::Neg: return real ? "(-" + x[0] + ")" : "kiln_wneg(" + x[0] + ")";
+  case OpKind::Abs: return real ? fn("fabs") : "(" + x[0] + " < 0 ? kiln_wneg(" + x[0] + ") : " + x[0] + ")";
+  case OpKind::Exp: return fn("exp");
+  case OpKind::Log: return fn("log");
+  case OpKind::Sqrt: return fn("sqrt");
+  case OpKind::Rsqrt: return "(" + one + " / " + fn("sqrt") + ")";
+  case OpKind::Tanh: return fn("tanh");
+  case OpKind::Logistic: return "(" + one + " / (" + one + " + exp" + f + "(-" + x[0] + ")))";
+  case OpKind::Erf: return fn("erf");
+  case OpKind::Sin: return fn("sin");
+  case OpKind::Cos: return fn("cos");
+  case OpKind::Floor: return fn("floor");
+  case OpKind::Sign: {
+    std::string s = "(" + T + ")((" + x[0] + " > 0) - (" + x[0] + " < 0))";
+    return real ? "(isnan(" + x[0] + ") ? " + x[0] + " : " + s + ")" : s;
+  }
+  case OpKind::Not: return "(!" + x[0] + ")";
+  case OpKind::Cast: return castExpr(x[0], t, node.attr("to").asDType());
+  case OpKind::Add: return real ? "(" + x[0] + " + " + x[1] + ")" : "kiln_wadd(" + x[0] + ", " + x[1] + ")";
+  case OpKind::Sub: return real ? "(" + x[0] + " - " + x[1] + ")" : "kiln_wsub(" + x[0] + ", " + x[1] + ")";
+  case OpKind::Mul: return real ? "(" + x[0] + " * " + x[1] + ")" : "kiln_wmul(" + x[0] + ", " + x[1] + ")";
+  case OpKind::Div: return real ? "(" + x[0] + " / " + x[1] + ")" : "kiln_idiv(" + x[0] + ", " + x[1] + ")";
+  case OpKind::Max: return "kiln_max(" + x[0] + ", " + x[1] + ")";
+  case OpKind::Min: return "kiln_min(" + x[0] + ", " + x[1] + ")";
+  case OpKind::Pow: return "pow" + f + "(" + x[0] + ", " + x[1] + ")";
+  case OpKind::Eq: return "(" + x[0] + " == " + x[1] + ")";
+  case OpKind::Ne: return "(" + x[0] + " != " + x[1] + ")";
+  case OpKind::Lt: return "(" + x[0] + " < " + x[1] + ")";
+  case OpKind::Le: return "(" + x[0] + " <= " + x[1] + ")";
+  case OpKind::Gt: return "(" + x[0] + " > " + x[1] + ")";
+  case OpKind::Ge: return "(" + x[0] + " >= " + x[1] + ")";
+  case OpKind::And: return "(" + x[0] + " && " + x[1] + ")";
+  case OpKind::Or: return "(" + x[0] + " || " + x[1] + ")";
+  case OpKind::Select: return "(" + x[0] + " ? " + x[1] + " : " + x[2] + ")";
+  default: unsupported(node, "not an elementwise op");
+  }
+}
+
+std::string Emitter::compute(const Node &node, const Coords &c, int depth) {
+  const TensorType &type = node.type();
+  const Shape &shape = type.shape;
+  std::string T = computeType(type.dtype);
+  if (node.info().has(OpTrait::Elementwise) && node.kind() != OpKind::Constant) {
+    std::vector<std::string> x;
+    for (const Value *operand : node.operands())
+      x.push_back(at(operand, c));
+    return define(depth, T, elementwise(node, x));
+  }
+  switch (node.kind()) {
+  case OpKind::Constant: {
+    const Attribute &value = node.attr("value");
+    if (value.isNumber())
+      return literal(value.asNumber(), type.dtype);
+    std::string table = name_ + "_literal" + std::to_string(counter_++);
+    globals_ += "__device__ const " + T + " " + table + "[] = {";
+    std::vector<double> numbers = value.asNumbers();
+    for (size_t i = 0; i < numbers.size(); ++i)
+      globals_ += (i ? ", " : "") + literal(numbers[i], type.dtype);
+    globals_ += "};\n";
+    return define(depth, T, table + "[" + linear(c, shape.strides()).expr + "]");
+  }
+  case OpKind::Iota: {
+    const Coord &k = c[size_t(node.intAttr("dim"))];
+    return define(depth, T, castExpr(k.expr, DType::I64, type.dtype));
+  }
+  case OpKind::Broadcast: {
+    const Value *x = node.operand(0);
+    const auto &dims = node.intsAttr("dims");
+    Coords source(dims.size());
+    for (size_t k = 0; k < dims.size(); ++k)
+      source[k] = x->type.shape[k] == 1 ? Coord{zero(), 0} : c[size_t(dims[k])];
+    return at(x, source);
+  }
+  case OpKind::Reshape: {
+    // Equal leading and trailing dimensions keep their coordinates; the
+    // middle goes through a flat index.
+    const Shape &in = node.operand(0)->type.shape;
+    size_t ro = shape.rank(), ri = in.rank(), t = 0, l = 0;
+    while (t < ro && t < ri && shape[ro - 1 - t] == in[ri - 1 - t])
+      ++t;
+    while (l + t < ro && l + t < ri && shape[l] == in[l])
+      ++l;
+    Coords source(ri);
+    for (size_t i = 0; i < l; ++i)
+      source[i] = c[i];
+    for (size_t j = 0; j < t; ++j)
+      source[ri - 1 - j] = c[ro - 1 - j];
+    std::vector<int64_t> outMiddle(shape.dims().begin() + long(l), shape.dims().end() - long(t));
+    std::vector<int64_t> inMiddle(in.dims().begin() + long(l), in.dims().end() - long(t));
+    if (!inMiddle.empty()) {
+      Coords middle(c.begin() + long(l), c.end() - long(t));
+      Coords unflat = unflatten(linear(middle, Shape(outMiddle).strides()), inMiddle);
+      for (size_t i = 0; i < inMiddle.size(); ++i)
+        source[l + i] = unflat[i];
+    }
+    return at(node.operand(0), source);
+  }
+  case OpKind::Transpose: {
+    const auto &perm = node.intsAttr("perm");
+    Coords source(perm.size());
+    for (size_t k = 0; k < perm.size(); ++k)
+      source[size_t(perm[k])] = c[k];
+    return at(node.operand(0), source);
+  }
+  case OpKind::Slice: {
+    const auto &start = node.intsAttr("start"), &stride = node.intsAttr("stride");
+    Coords source = c;
+    for (size_t d = 0; d < source.size(); ++d) {
+      std::string e = source[d].expr;
+      if (stride[d] != 1)
+        e = e + " * " + ll(stride[d]);
+      if (start[d] != 0)
+        e = e + " + " + ll(start[d]);
+      if (e != source[d].expr)
+        source[d].expr = "(" + e + ")";
+    }
+    return at(node.operand(0), source);
+  }
+  case OpKind::Pad: {
+    const auto &low = node.intsAttr("low");
+    const Shape &xs = node.operand(0)->type.shape;
+    std::string inside;
+    Coords source(c.size());
+    for (size_t d = 0; d < c.size(); ++d) {
+      if (low[d] == 0 && xs[d] == shape[d]) {
+        source[d] = c[d];
+        continue;
+      }
+      // Unsigned compare: coord - low < dim covers both bounds at once.
+      std::string shifted = low[d] == 0 ? c[d].expr : "(" + c[d].expr + " - " + ll(low[d]) + ")";
+      std::string ok = define(c[d].depth, "bool", "((kiln_u64)" + shifted + " < (kiln_u64)" + ll(xs[d]) + ")");
+      inside = inside.empty() ? ok : inside + " && " + ok;
+      source[d] = Coord{"(" + ok + " ? " + shifted + " : " + zero() + ")", c[d].depth};
+    }
+    std::string v = at(node.operand(0), source);
+    if (inside.empty())
+      return v;
+    std::string fill = literal(node.attr("value").asNumber(), type.dtype);
+    return define(depth, T, "((" + inside + ") ? " + v + " : " + fill + ")");
+  }
+  case OpKind::Concat: {
+    // Every operand's element at a clamped coordinate, then the one whose
+    // range holds the coordinate is selected.
+    size_t axis = size_t(node.intAttr("axis"));
+    std::string chosen;
+    int64_t offset = shape[axis];
+    for (size_t i = node.operands().size(); i-- > 0;) {
+      const Value *x = node.operand(i);
+      int64_t extent = x->type.shape[axis];
+      offset -= extent;
+      if (extent == 0)
+        continue;
+      Coords source = c;
+      std::string shifted = offset == 0 ? c[axis].expr : "(" + c[axis].expr + " - " + ll(offset) + ")";
+      source[axis].expr = "min(max(" + shifted + ", " + zero() + "), " + ll(extent - 1) + ")";
+      std::string v = at(x, source);
+      chosen = chosen.empty() ? v : "(" + c[axis].expr + " < " + ll(offset + extent) + " ? " + v + " : " + chosen + ")";
+    }
+    return define(depth, T, chosen);
+  }
+  case OpKind::RngUniform: {
+    const Value *seed = node.operand(0);
+    std::string key = at(seed, zeros(seed->type.shape.rank()));
+    Coord index = linear(c, shape.strides());
+    std::string u = "kiln_rng_uniform((kiln_u64)" + key + ", (kiln_u64)((long long)" + index.expr + " + " +
+                    std::to_string(node.intAttr("offset")) + "LL))";
+    return define(depth, T, castExpr(u, DType::F32, type.dtype));
+  }
+  case OpKind::ReduceSum:
+  case OpKind::ReduceMax:
+  case OpKind::Argmax:
+    return reduction(node, c, depth);
+  default:
+    unsupported(node, "it is a library op, which is not generated inside a kernel");
+  }
+}
+
+std::string Emitter::reduction(const Node &node, const Coords &c, int depth) {
+  const Value *x = node.operand(0);
+  const Shape &in = x->type.shape;
+  std::vector<bool> reduced(in.rank(), false);
+  if (node.kind() == OpKind::Argmax)
+    reduced[size_t(node.intAttr("axis"))] = true;
+  else
+    for (int64_t a : node.intsAttr("axes"))
+      reduced[size_t(a)] = true;
+  std::vector<int64_t> reducedDims;
+  for (size_t d = 0; d < in.rank(); ++d)
+    if (reduced[d])
+      reducedDims.push_back(in[d]);
+  int64_t count = product(reducedDims);
+  DType t = x->type.dtype;
+  bool sum = node.kind() == OpKind::ReduceSum, argmax = node.kind() == OpKind::Argmax;
+  // Float sums in double (as the interpreter), integer sums wrap in 64 bits.
+  std::string acc = sum ? (isFloat(t) ? "double" : "kiln_u64") : computeType(t);
+  std::string init;
+  if (sum)
+    init = isFloat(t) ? "0.0" : "0ull";
+  else if (isFloat(t))
+    init = isDouble(t) ? "(-KILN_INF_D)" : "(-KILN_INF_F)";
+  else
+    init = t == DType::I32 ? "(-2147483647 - 1)" : "(-9223372036854775807LL - 1)";
+  // Block-wide only where every thread of the block runs alike: the kernel's
+  // top and the row loop, not inside another reduction's or a row's loop.
+  bool cooperative = rowMode_ && chain_[size_t(depth)]->uniform;
+  std::string a = fresh("acc"), best = fresh("arg");
+  line(depth, acc + " " + a + " = " + init + ";");
+  if (argmax)
+    line(depth, "long long " + best + " = 9223372036854775807LL;");
+  std::string k = fresh("k");
+  int inner = openLoop(depth, cooperative ? "for (kiln_idx " + k + " = threadIdx.x; " + k + " < " + ll(count) + "; " +
+                                                k + " += blockDim.x) {"
+                                          : "for (kiln_idx " + k + " = 0; " + k + " < " + ll(count) + "; ++" + k + ") {");
+  Coords r = unflatten(Coord{k, inner}, reducedDims);
+  Coords full(in.rank());
+  for (size_t d = 0, kept = 0, red = 0; d < in.rank(); ++d)
+    full[d] = reduced[d] ? r[red++] : c[kept++];
+  std::string v = at(x, full);
+  if (sum)
+    line(inner, a + " += (" + acc + ")" + v + ";");
+  else if (argmax)
+    line(inner, "kiln_arg_combine(" + a + ", " + best + ", " + v + ", " + k + ");");
+  else
+    line(inner, a + " = kiln_max(" + a + ", " + v + ");");
+  closeLoop();
+  if (cooperative) {
+    if (argmax)
+      line(depth, "kiln_block_argmax(" + a + ", " + best + ");");
+    else
+      line(depth, a + " = kiln_block_reduce(" + a + (sum ? ", KilnSum());" : ", KilnMax());"));
+  }
+  DType out = node.type().dtype;
+  if (argmax)
+    return define(depth, computeType(out),
+                  castExpr("(" + best + " == 9223372036854775807LL ? 0LL : " + best + ")", DType::I64, out));
+  if (sum && !isFloat(t))
+    return define(depth, computeType(out), "(" + computeType(out) + ")(long long)" + a);
+  return define(depth, computeType(out), castExpr(a, sum ? DType::F64 : t, out));
+}
+
+CudaKernel Emitter::run() {
+  const Graph *body = node_.body();
+  std::vector<const Value *> inputs, yields;
+  std::vector<const Node *> nodes;
+  if (body) {
+    for (const auto &arg : body->arguments())
+      inputs.push_back(&arg->value);
+    for (const auto &inner : body->nodes())
+      nodes.push_back(inner.get());
+    yields.assign(body->results().begin(), body->results().end());
+  } else {
+    inputs.assign(node_.operands().begin(), node_.operands().end());
+    nodes.push_back(&node_);
+    yields.push_back(node_.result());
+  }
+  for (size_t i = 0; i < inputs.size(); ++i)
+    inputs_.emplace(inputs[i], i);
+  for (const Node *n : nodes)
+    if (n->info().has(OpTrait::Library))
+      unsupported(*n, "it is a library op, which is not generated inside a kernel");
+  markUniform(nodes);
+  int64_t largest = 0;
+  for (const Value *v : inputs)
+    largest = std::max(largest, v->type.numElements());
+  for (const Node *n : nodes)
+    largest = std::max(largest, n->type().numElements());
+  narrow_ = largest < (int64_t(1) << 30);
+
+  // Row kernel: a reduction over the innermost axes whose kept (leading)
+  // dimensions start every result's shape.
+  std::vector<int64_t> rowDims;
+  for (const Node *n : nodes) {
+    if (!isReduction(n->kind()))
+      continue;
+    const Shape &in = n->operand(0)->type.shape;
+    std::vector<int64_t> axes = n->kind() == OpKind::Argmax ? std::vector<int64_t>{n->intAttr("axis")}
+                                                            : n->intsAttr("axes");
+    std::sort(axes.begin(), axes.end());
+    bool suffix = true;
+    for (size_t i = 0; i < axes.size(); ++i)
+      suffix = suffix && axes[i] == int64_t(in.rank() - axes.size() + i);
+    int64_t count = 1;
+    for (int64_t a : axes)
+      count *= in[size_t(a)];
+    maxReduced_ = std::max(maxReduced_, count);
+    if (suffix && !rowMode_) {
+      rowDims.assign(in.dims().begin(), in.dims().end() - long(axes.size()));
+      rowMode_ = true;
+    }
+  }
+  for (const Value *y : yields) {
+    const auto &dims = y->type.shape.dims();
+    if (dims.size() < rowDims.size() || !std::equal(rowDims.begin(), rowDims.end(), dims.begin()))
+      rowMode_ = false;
+  }
+
+  chain_.push_back(std::make_unique<Scope>());
+  std::string signature = "extern \"C\" __global__ void ";
+  CudaKernel kernel;
+  // Results of one shape are computed together, before any is stored (an
+  // operand may share a result's buffer); several shapes share one loop over
+  // the largest, each at a clamped index with a guarded store.
+  std::vector<std::vector<size_t>> groups;
+  for (size_t r = 0; r < yields.size(); ++r) {
+    bool placed = false;
+    for (auto &g : groups)
+      if (yields[g[0]]->type.shape == yields[r]->type.shape)
+        g.push_back(r), placed = true;
+    if (!placed)
+      groups.push_back({r});
+  }
+  auto store = [&](int depth, size_t r, const std::string &index, const std::string &value) {
+    line(depth, "r" + std::to_string(r) + "[" + index + "] = " + storeExpr(value, yields[r]->type.dtype) + ";");
+  };
+  if (rowMode_) {
+    int64_t rows = product(rowDims), widest = 1;
+    for (const Value *y : yields)
+      widest = std::max(widest, rows ? y->type.numElements() / rows : 0);
+    int64_t block = std::clamp<int64_t>((std::max(widest, maxReduced_) + 31) / 32 * 32, 32, 256);
+    kernel.launch.block = block;
+    kernel.launch.grid = std::clamp<int64_t>(rows, 1, 65535);
+    kernel.strategy = "row";
+    signature += "__launch_bounds__(" + std::to_string(block) + ") ";
+    int d = openLoop(0, "for (kiln_idx row = blockIdx.x; row < " + ll(rows) + "; row += gridDim.x) {", true);
+    Coords rowCoords = unflatten(Coord{"row", d}, rowDims);
+    // Per-row results (the shape is the row dims, maybe with trailing 1s):
+    // computed by the block, stored by thread 0 after the row's other results.
+    std::vector<std::pair<size_t, std::string>> perRow;
+    std::vector<std::vector<size_t>> wide;
+    for (const auto &g : groups) {
+      if (yields[g[0]]->type.numElements() == rows) {
+        for (size_t r : g) {
+          Coords coords = rowCoords;
+          coords.resize(yields[r]->type.shape.rank(), Coord{zero(), 0});
+          perRow.emplace_back(r, castExpr(at(yields[r], coords), yields[r]->type.dtype, yields[r]->type.dtype));
+        }
+      } else if (yields[g[0]]->type.numElements() > 0) {
+        wide.push_back(g);
+      }
+    }
+    if (!wide.empty()) {
+      int64_t most = 0;
+      for (const auto &g : wide)
+        most = std::max(most, yields[g[0]]->type.numElements() / rows);
+      std::string j = fresh("j");
+      int e = openLoop(d, "for (kiln_idx " + j + " = threadIdx.x; " + j + " < " + ll(most) + "; " + j +
+                              " += blockDim.x) {");
+      std::vector<std::pair<size_t, std::string>> values;
+      std::vector<std::string> indices, guards;
+      for (const auto &g : wide) {
+        const Shape &shape = yields[g[0]]->type.shape;
+        int64_t width = shape.numElements() / rows;
+        std::string index = j;
+        if (width < most)
+          index = define(e, "kiln_idx", "min(" + j + ", " + ll(width - 1) + ")");
+        std::vector<int64_t> innerDims(shape.dims().begin() + long(rowDims.size()), shape.dims().end());
+        Coords coords = rowCoords;
+        for (const Coord &x : unflatten(Coord{index, e}, innerDims))
+          coords.push_back(x);
+        for (size_t r : g)
+          values.emplace_back(r, at(yields[r], coords));
+        indices.push_back("row * " + ll(width) + " + " + index);
+        guards.push_back(width < most ? j + " < " + ll(width) : "");
+      }
+      size_t v = 0;
+      for (size_t gi = 0; gi < wide.size(); ++gi) {
+        if (!guards[gi].empty())
+          line(e, "if (" + guards[gi] + ") {");
+        for (size_t n = 0; n < wide[gi].size(); ++n, ++v)
+          store(e, values[v].first, indices[gi], values[v].second);
+        if (!guards[gi].empty())
+          line(e, "}");
+      }
+      closeLoop();
+    }
+    if (!perRow.empty()) {
+      line(d, "if (threadIdx.x == 0) {");
+      for (const auto &[r, value] : perRow)
+        store(d, r, "row", value);
+      line(d, "}");
+    }
+    closeLoop();
+  } else {
+    int64_t most = 0;
+    for (const auto &g : groups)
+      most = std::max(most, yields[g[0]]->type.numElements());
+    kernel.launch.block = 256;
+    kernel.launch.grid = std::clamp<int64_t>((most + 255) / 256, 1, 65535);
+    kernel.strategy = "loop";
+    signature += "__launch_bounds__(256) ";
+    int d = openLoop(0, "for (kiln_idx i = blockIdx.x * (kiln_idx)blockDim.x + threadIdx.x; i < " + ll(most) +
+                            "; i += (kiln_idx)gridDim.x * (kiln_idx)blockDim.x) {");
+    std::vector<std::pair<size_t, std::string>> values;
+    std::vector<std::string> indices, guards;
+    std::vector<const std::vector<size_t> *> live;
+    for (const auto &g : groups) {
+      const Shape &shape = yields[g[0]]->type.shape;
+      int64_t total = shape.numElements();
+      if (total == 0)
+        continue;
+      std::string index = total < most ? define(d, "kiln_idx", "min(i, " + ll(total - 1) + ")") : "i";
+      Coords coords = unflatten(Coord{index, d}, shape.dims());
+      for (size_t r : g)
+        values.emplace_back(r, at(yields[r], coords));
+      indices.push_back(index);
+      guards.push_back(total < most ? "i < " + ll(total) : "");
+      live.push_back(&g);
+    }
+    size_t v = 0;
+    for (size_t gi = 0; gi < live.size(); ++gi) {
+      if (!guards[gi].empty())
+        line(d, "if (" + guards[gi] + ") {");
+      for (size_t n = 0; n < live[gi]->size(); ++n, ++v)
+        store(d, values[v].first, indices[gi], values[v].second);
+      if (!guards[gi].empty())
+        line(d, "}");
+    }
+    closeLoop();
+  }
+
+  std::string params;
+  for (size_t i = 0; i < inputs.size(); ++i)
+    params += (i ? ", const " : "const ") + cudaStorageType(inputs[i]->type.dtype) + "* p" + std::to_string(i);
+  for (size_t r = 0; r < yields.size(); ++r)
+    params += (params.empty() ? "" : ", ") + cudaStorageType(yields[r]->type.dtype) + "* r" + std::to_string(r);
+  kernel.launch.kernel = name_;
+  kernel.source = "// " + std::string(opName(node_.kind())) +
+                  (body ? " (" + node_.attr("kind").asString() + ")" : std::string()) + ": " + kernel.strategy +
+                  " kernel\n" + globals_ + signature + name_ + "(" + params + ") {\n  typedef " +
+                  (narrow_ ? "int" : "long long") + " kiln_idx;\n" + chain_[0]->code + "}\n";
+  return kernel;
+}
+
+} // namespace
+
+std::string cudaStorageType(DType t) {
+  switch (t) {
+  case DType::F32: return "float";
+  case DType::F64: return "double";
+  case DType::BF16: case DType::F16: return "unsigned short";
+  case DType::I32: return "int";
+  case DType::I64: return "long long";
+  case DType::I1: return "unsigned char";
+  }
+  return "float";
+}
+
+CudaKernel generateCudaKernel(const Node &node, const std::string &name) {
+  return Emitter(node, name).run();
+}
+
+} // namespace kiln

@@ -1,0 +1,84 @@
+// CUDA code generation: the kernels of a planned graph -> CUDA C++ source,
+// compiled by NVRTC (codegen/cuda/Nvrtc.h). No MLIR or LLVM: this folder
+// builds with the CPU backend off (the GPU machines have no LLVM packages).
+#pragma once
+
+#include "runtime/Program.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kiln {
+
+class Graph;
+class Node;
+
+/// How a kernel is launched: a 1-D grid of 1-D blocks. Shared memory is
+/// static (declared in the source), so `sharedBytes` is the dynamic amount: 0.
+struct CudaLaunch {
+  std::string kernel; // extern "C" name; empty: the step launches no kernel (matmul, copy)
+  int64_t grid = 0, block = 0, sharedBytes = 0;
+};
+
+/// One generated kernel: `source` is its definition (and its literal tables),
+/// to be compiled after cudaPreamble() in one translation unit. Its
+/// parameters are one pointer per operand of the step, then one per result
+/// (Step::result, then Step::extraResults), in the storage type of each
+/// (f32 float, f64 double, bf16/f16 unsigned short bits, i32 int, i64 long
+/// long, i1 unsigned char 0/1).
+struct CudaKernel {
+  CudaLaunch launch;
+  std::string source;
+  /// "loop" (a grid-stride loop over the results' elements), "row" (one block
+  /// per row of the leading dimensions, block-wide reductions) or "library".
+  std::string strategy;
+};
+
+/// The C type a kernel parameter of element type `t` points to.
+std::string cudaStorageType(DType t);
+
+/// The helpers every kernel uses (element conversions, NaN-propagating
+/// max/min, integer division, saturating float-to-int casts, Philox, the
+/// deterministic block reductions). Needs no header, not even <cuda_fp16.h>.
+const std::string &cudaPreamble();
+
+/// The kernel of a `fusion` node (its body) or of any other op that is not a
+/// `Library` op, named `name`: elementwise and index-mapping ops are built
+/// inline per element; reductions are loops (block-wide with warp shuffles in
+/// "row" kernels, one thread per output otherwise), never atomics. Every op
+/// Kiln's IR allows inside a kernel is supported; anything else is a located
+/// kiln::Error.
+CudaKernel generateCudaKernel(const Node &node, const std::string &name);
+
+/// The dedicated kernel of a library step other than matmul (conv2d and its
+/// grads, pooling and grads, gather, scatter_add), specialized to its shapes.
+/// Deterministic: every output element is written by one thread, sums in a
+/// fixed order. A kiln::Error for StepKind::Matmul/Kernel/Copy or an
+/// unsupported dtype.
+CudaKernel generateLibraryKernel(const Step &step, const std::string &name);
+
+/// A graph lowered for the GPU: the runtime Program (steps over the planned
+/// buffers; `Step::kernel` stays null), per step its launch (empty for
+/// matmul, which runs through cuBLASLt with `Step::matmul`, and for copies),
+/// and the CUDA C++ translation units holding every kernel.
+struct CudaModule {
+  std::string name;                 // "kiln_module_0"
+  std::string source;               // cudaPreamble() + the kernels' sources
+  std::vector<std::string> kernels; // the extern "C" names it defines
+};
+
+struct CudaProgram {
+  Program program;
+  std::vector<CudaLaunch> launches; // one per program.steps entry
+  std::vector<CudaModule> modules;
+  /// Per kernel, in launch order: its strategy ("loop", "row", "library").
+  std::vector<std::string> strategies;
+};
+
+/// Lowers a planned graph (plan-memory ran last) for the CUDA backend,
+/// putting at most `kernelsPerModule` kernels into one translation unit (few
+/// programs compile faster than many; several compile in parallel).
+CudaProgram lowerForCuda(const Graph &planned, size_t kernelsPerModule = 8);
+
+} // namespace kiln

@@ -1,0 +1,42 @@
+// The CUDA backend's compile side: a planned graph -> CUDA C++ kernels ->
+// NVRTC cubin/PTX (runtime/cuda, which will run them, does not exist yet).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kiln {
+
+class Graph;
+struct CudaProgram;
+struct NvrtcOutput;
+
+/// A graph compiled for the GPU: the CudaProgram (steps, launches, modules)
+/// and each module's NVRTC output (cubin for `arch` and PTX), in module order.
+struct CudaCompiled {
+  std::shared_ptr<CudaProgram> program;
+  std::shared_ptr<std::vector<NvrtcOutput>> binaries;
+};
+
+/// Lowers a graph on which `plan-memory` ran and compiles every kernel with
+/// NVRTC for `arch` ("sm_90", "sm_80": cubin and PTX), modules in parallel,
+/// through the disk cache ($KILN_CACHE_DIR, else ~/.cache/kiln). Throws kiln::Error
+/// for an op the backend cannot compile or NVRTC's log when a kernel fails,
+/// and when this build has no CUDA backend.
+CudaCompiled compileForCuda(const Graph &planned, const std::string &arch = "sm_90");
+
+/// The kernels as one text: `what` "cuda" (the CUDA C++ of every module) or
+/// "ptx" (NVRTC's PTX of every module).
+std::string cudaText(const CudaCompiled &compiled, const std::string &what);
+
+/// Writes one file per kernel into `dir` (created if missing):
+/// `cuda.NN.<kernel>.cu` (its source, compilable alone: preamble included)
+/// and `cuda.program.txt` (each step: kind, kernel, grid, block); plus
+/// `cuda.<module>.ptx` per module.
+void dumpCudaKernels(const CudaCompiled &compiled, const std::string &dir);
+
+/// True when this build has the CUDA code generator (the CUDA toolkit was found).
+bool cudaBackendAvailable();
+
+} // namespace kiln
