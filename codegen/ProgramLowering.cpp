@@ -21,6 +21,25 @@ int64_t product(const std::vector<int64_t> &dims, size_t from, size_t to) {
   return p;
 }
 
+/// What a step computes, for messages: `exp`, `matmul`, or a fusion's body
+/// ops in order, `fusion (neg, exp)` (the first 8, then `...`).
+std::string describeOps(const Node &node) {
+  std::string text(opName(node.kind()));
+  const Graph *body = node.body();
+  if (!body)
+    return text;
+  text += " (";
+  size_t shown = 0;
+  for (const auto &inner : body->nodes()) {
+    if (shown == 8) {
+      text += ", ...";
+      break;
+    }
+    text += (shown++ ? ", " : "") + std::string(opName(inner->kind()));
+  }
+  return text + ")";
+}
+
 /// Lowers one planned graph; see lowerToProgram.
 class Lowering {
 public:
@@ -146,6 +165,10 @@ Program Lowering::run(std::vector<const Node *> &kernelNodes) {
   for (const auto &node : graph_.nodes()) {
     Step step;
     step.name = "%" + std::to_string(number++) + " " + std::string(opName(node->kind()));
+    step.where = describeNodeLocation(graph_, *node);
+    step.what = describeOps(*node);
+    for (size_t r = 0; r < node->numResults(); ++r)
+      step.resultTypes.push_back(node->result(r)->type.dtype);
     for (const Value *v : node->operands())
       step.operands.push_back(bufferOf(v));
     step.result = bufferOf(node->result());

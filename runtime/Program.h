@@ -82,6 +82,13 @@ struct Step {
   MatmulParams matmul;
   WindowParams window;
   IndexParams index;
+  /// For located errors (`kiln run --check-numerics`): where the IR node that
+  /// produced this step is (`a.kir:4:10`; empty when unknown), what it is
+  /// (`exp`, `matmul`, `fusion (neg, exp)`), and the dtype of `result` then
+  /// of each of `extraResults` (empty when unknown: nothing is checked).
+  std::string where;
+  std::string what;
+  std::vector<DType> resultTypes;
 };
 
 enum class ArgumentRole : uint8_t { Input, Param, State };

@@ -138,6 +138,14 @@ std::string serializeProgram(const Program &program) {
                       w.padH, w.padW, w.dilationH, w.dilationW, w.groups, int(w.dtype)};
     const IndexParams &x = s.index;
     step["index"] = {x.outer, x.rows, x.inner, x.indices, int(x.indexType), int(x.valueType)};
+    // Optional (images written before they existed load without them).
+    step["where"] = s.where;
+    step["what"] = s.what;
+    if (!s.resultTypes.empty()) {
+      Json &types = step["result_dtypes"] = Json::array();
+      for (DType t : s.resultTypes)
+        types.push_back(int(t));
+    }
     steps.push_back(std::move(step));
   }
   Json &results = j["results"] = Json::array();
@@ -189,6 +197,13 @@ Program parseProgram(const std::string &image, const std::string &displayName) {
                    w[13], w[14], w[15], DType(w[16])};
     std::vector<int64_t> x = r.integers(r(s, "index"), 6, 2);
     step.index = {x[0], x[1], x[2], x[3], DType(x[4]), DType(x[5])};
+    if (s.json.contains("where"))
+      step.where = r.string(r(s, "where"));
+    if (s.json.contains("what"))
+      step.what = r.string(r(s, "what"));
+    if (s.json.contains("result_dtypes"))
+      for (const Field &t : r.elements(r(s, "result_dtypes"), 1 + step.extraResults.size()))
+        step.resultTypes.push_back(r.dtype(t));
     p.steps.push_back(std::move(step));
   }
   for (const Field &res : r.elements(r(root, "results")))

@@ -14,6 +14,7 @@
 #include "ir/Json.h"
 #include "ir/ModuleFile.h"
 #include "ir/Printer.h"
+#include "ir/Verifier.h"
 #include "runtime/Feeds.h"
 #include "runtime/Npy.h"
 #include "runtime/Safetensors.h"
@@ -83,9 +84,11 @@ commands:
       of a .json file). With --steps=N the graph runs N times and updated
       params/state carry over. --output writes the results (named out0, ...
       unless the graph names them) and the updated params and state.
-      --check-numerics stops at the first argument or node holding a NaN or
-      infinity; a graph whose live values in the interpreter would exceed
-      --memory-limit (default: the physical memory) is refused before it runs.
+      --check-numerics stops at the first argument or node (on the CPU:
+      kernel or library call) holding a NaN or infinity; a graph whose live
+      values in the interpreter (on the CPU: arena and argument buffers) would
+      exceed --memory-limit (default: the physical memory) is refused before
+      it runs.
       --profile (--target=cpu) prints the time of every step entry (kernel
       or library call) per run, slowest first, over the runs after the first
       (all of them with --steps=1); --trace=FILE.json writes the last run's
@@ -183,6 +186,53 @@ int printCommand(const kiln::CommandLine &cl) {
 }
 
 kiln::OptimizerOptions optimizerOptions(const kiln::CommandLine &cl);
+uint64_t physicalMemoryBytes();
+
+#ifdef KILN_HAVE_CPU_BACKEND
+/// Refuses a planned graph whose CPU program (its arena and its argument
+/// buffers) would exceed --memory-limit (default: the physical memory),
+/// before anything is allocated.
+void checkCpuMemory(const kiln::Graph &planned, const std::string &file, const kiln::CommandLine &cl) {
+  int64_t arena = 0, arguments = 0;
+  for (const auto &node : planned.nodes())
+    for (const kiln::BufferSlice &slice : kiln::nodeBuffers(*node))
+      if (slice.isArena())
+        arena = std::max(arena, slice.end);
+  arena = (arena + 63) / 64 * 64; // as the CPU backend rounds it
+  for (const auto &arg : planned.arguments())
+    arguments += arg->value.type.numElements() * int64_t(kiln::dtypeSize(arg->value.type.dtype));
+  uint64_t needed = uint64_t(arena) + uint64_t(arguments);
+  bool given = cl.has("--memory-limit");
+  uint64_t limit = given ? cl.getUnsigned("--memory-limit", 0) : physicalMemoryBytes();
+  if (needed <= limit)
+    return;
+  kiln::throwError(planned.loc().toString().empty() ? file : planned.loc().toString(),
+                   "@" + planned.name() + " needs " + std::to_string(needed) + " bytes (arena " +
+                       std::to_string(arena) + " + arguments " + std::to_string(arguments) +
+                       "), more than " +
+                       (given ? "--memory-limit " + std::to_string(limit)
+                              : std::string("the physical memory (--memory-limit sets a limit)")));
+}
+
+/// --check-numerics: the first NaN or infinity of a float argument, located
+/// at the argument (else the graph), as the interpreter reports it.
+void checkArgumentsFinite(const kiln::Graph &graph, const TensorMap &arguments) {
+  for (const auto &arg : graph.arguments()) {
+    auto it = arguments.find(arg->name);
+    if (it == arguments.end())
+      continue;
+    const HostTensor &value = it->second;
+    int64_t bad = kiln::cpu::firstNonFinite(value.dtype(), value.data(), value.numElements());
+    if (bad < 0)
+      continue;
+    std::string loc = arg->loc.toString();
+    kiln::throwError(loc.empty() ? graph.loc().toString() : loc,
+                     "argument '" + arg->name + "' holds " +
+                         kiln::cpu::nonFiniteName(value.dtype(), value.data(), bad) +
+                         " at element " + std::to_string(bad) + " (check-numerics)");
+  }
+}
+#endif
 
 /// `kiln run --target=cpu`: the graph (or, with --train, its training step)
 /// through the default pipeline, compiled by the CPU backend and run.
@@ -201,10 +251,15 @@ int runOnCpu(const kiln::CommandLine &cl) {
   std::unique_ptr<kiln::Graph> graph = cl.has("--train")
       ? kiln::buildTrainingStep(model, optimizerOptions(cl), cl.get("--loss"))
       : kiln::cloneGraph(model);
+  auto compileStart = std::chrono::steady_clock::now();
+  kiln::runPasses(*graph, kiln::parsePassPipeline(kiln::defaultPipeline()));
+  double compileMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                               compileStart).count();
+  checkCpuMemory(*graph, file, cl); // before any argument or buffer is allocated
   TensorMap feeds;
   if (cl.has("--inputs"))
     feeds = loadFeeds(*graph, cl.get("--inputs"));
-  // Argument values are taken before the pipeline reorders anything: by name.
+  // Argument values by name (the pipeline keeps the arguments' names and types).
   TensorMap arguments;
   for (const auto &arg : graph->arguments()) {
     if (feeds.count(arg->name))
@@ -214,12 +269,14 @@ int runOnCpu(const kiln::CommandLine &cl) {
     else
       arguments[arg->name] = kiln::defaultArgumentValue(*arg, seed);
   }
-  auto compileStart = std::chrono::steady_clock::now();
-  kiln::runPasses(*graph, kiln::parsePassPipeline(kiln::defaultPipeline()));
+  if (cl.has("--check-numerics"))
+    checkArgumentsFinite(*graph, arguments);
+  compileStart = std::chrono::steady_clock::now();
   std::unique_ptr<kiln::CpuCompiled> compiled = kiln::compileForCpu(*graph);
-  double compileMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                               compileStart).count();
+  compileMs += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                         compileStart).count();
   kiln::cpu::Executable &exe = *compiled->executable;
+  exe.setCheckNumerics(cl.has("--check-numerics"));
   for (const auto &[name, value] : arguments)
     exe.setArgument(name, value);
   std::printf("@%s compiled for the CPU in %.0f ms (%zu steps, arena %lld bytes)\n",
@@ -301,8 +358,6 @@ int runCommand(const kiln::CommandLine &cl) {
   if (cl.positional().size() != 1)
     kiln::throwError("", "run expects one input file; see --help");
   std::string target = cl.get("--target", "interp");
-  if (target == "cpu" && (cl.has("--check-numerics") || cl.has("--memory-limit")))
-    kiln::throwError("", "--check-numerics and --memory-limit are options of --target=interp");
   if (target != "cpu" && (cl.has("--profile") || cl.has("--trace")))
     kiln::throwError("", "--profile and --trace are options of --target=cpu");
   if (target == "cpu")

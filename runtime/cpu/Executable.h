@@ -36,6 +36,13 @@ std::string formatProfile(const Program &program, const Profile &profile);
 /// step, with its kind, index and shapes as args.
 std::string formatChromeTrace(const Program &program, const Profile &profile);
 
+/// The index of the first NaN or infinity among the `elements` values of
+/// dtype `dtype` at `data`, or -1 when all are finite (or the dtype is not a
+/// float type). Reads the bits, so it holds under any floating-point mode.
+int64_t firstNonFinite(DType dtype, const void *data, int64_t elements);
+/// `nan`, `inf` or `-inf`: the kind of the non-finite element `index`.
+const char *nonFiniteName(DType dtype, const void *data, int64_t index);
+
 /// Executes a Program whose Kernel steps have their function pointers filled
 /// in (JIT or AOT). Construction checks the whole Program: every buffer slice
 /// inside its buffer, operand counts and byte sizes against each library
@@ -71,7 +78,16 @@ public:
 
   /// Runs the steps in order, then applies the updates. With `profile`, adds
   /// each step's wall time to it.
+  ///
+  /// With checkNumerics set, every float result of each step (its `result`
+  /// and `extraResults`, of the dtypes in `Step::resultTypes`) is scanned
+  /// after the step, and the first NaN or infinity stops the run before the
+  /// next step (and before the updates) with a kiln::Error located at the
+  /// step's `where`: `a.kir:4:10: error: fusion (neg, exp) produced inf at
+  /// element 1 (check-numerics)`. Off by default (one branch per step).
   void run(Profile *profile = nullptr);
+  void setCheckNumerics(bool on) { checkNumerics_ = on; }
+  bool checkNumerics() const { return checkNumerics_; }
 
   size_t numResults() const { return program_.results.size(); }
   /// A copy of result `i` (or the one named `name`) of the last run.
@@ -99,6 +115,7 @@ private:
   uint8_t *resolve(const BufferRef &ref) const;
   void checkProgram() const;
   void runStep(size_t index);
+  void checkStepNumerics(size_t index) const;
   void applyUpdates();
 
   Program program_;
@@ -111,6 +128,7 @@ private:
   /// their source is copied here before any update is applied.
   std::vector<size_t> stagedUpdates_;
   std::vector<AlignedBytes> staging_;
+  bool checkNumerics_ = false;
 };
 
 } // namespace cpu

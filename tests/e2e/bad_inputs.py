@@ -276,8 +276,18 @@ STEP_KIR = """graph @step(%x: f32[2,3] input, %w: f32[64] param {init = "constan
 }
 """
 
+MATMUL_KIR = """graph @mm(%x: f32[2,3] input, %w: f32[3,2] param) -> (y: f32[2,2]) {
+  %0 = matmul %x, %w : f32[2,2]
+  %1 = tanh %0 : f32[2,2]
+  return %1
+}
+"""
+
 JSON_WITH_WEIGHTS = json_with(lambda d: d.update(weights="w.safetensors"))
 INF, NAN = float("inf"), float("nan")
+# Row 1 of x times column 1 of w is 3e40, past f32's range: y[1][1], element 3.
+MATMUL_OVERFLOW = safetensors({"x": ("F32", [2, 3], f32(0.5, -0.25, 0.75, 1e20, 1e20, 1e20)),
+                               "w": ("F32", [3, 2], f32(0.5, 1e20, -0.5, 1e20, 0.25, 1e20))})
 
 # Truncated files, for every tool and format.
 CASES += [
@@ -478,9 +488,68 @@ CASES += [
     ("check-numerics-takes-no-value", {"a.kir": GOOD_KIR},
      ["kiln", "run", "TMP/a.kir", "--check-numerics=yes"],
      "kiln: error: option '--check-numerics' takes no value"),
-    ("check-numerics-not-for-cpu", {"a.kir": GOOD_KIR},
-     ["kiln", "run", "TMP/a.kir", "--target=cpu", "--check-numerics"],
-     "kiln: error: --check-numerics and --memory-limit are options of --target=interp"),
+    # The same NaN checked by both targets reports the same place.
+    ("check-numerics-matmul-interp",
+     {"a.kir": MATMUL_KIR, "f.safetensors": MATMUL_OVERFLOW},
+     ["kiln", "run", "TMP/a.kir", "--inputs=TMP/f.safetensors", "--check-numerics"],
+     "TMP/a.kir:2:8: error: matmul produced inf at element 3 (check-numerics)"),
+]
+
+# The same on the CPU backend (rows marked "cpu" run only when the build has
+# it): arguments are checked before the first step, then every float result
+# of every step (kernel or library call), located at the node it came from;
+# a fusion names its ops.
+CASES += [
+    ("cpu-check-numerics-nan-feed",
+     {"a.kir": GOOD_KIR, "f.safetensors": safetensors({"x": ("F32", [2, 3], f32(1, 2, 3, 4, NAN, 6))})},
+     ["kiln", "run", "TMP/a.kir", "--target=cpu", "--inputs=TMP/f.safetensors", "--check-numerics"],
+     "TMP/a.kir:1:10: error: argument 'x' holds nan at element 4 (check-numerics)", {"cpu": True}),
+    ("cpu-check-numerics-inf-weights",
+     {"a.json": JSON_WITH_WEIGHTS, "w.safetensors": safetensors({"w": ("F32", [3], f32(1, INF, 3))})},
+     ["kiln", "run", "TMP/a.json", "--target=cpu", "--check-numerics"],
+     "TMP/a.json:/graphs/0/arguments/1: error: argument 'w' holds inf at element 1 (check-numerics)",
+     {"cpu": True}),
+    # exp then neg, fused by the pipeline into one kernel: -inf where exp(100) overflows.
+    ("cpu-check-numerics-fused-exp-overflow",
+     {"a.kir": EXP_KIR, "f.safetensors": safetensors({"x": ("F32", [4], f32(1, 2, 3, 100))})},
+     ["kiln", "run", "TMP/a.kir", "--target=cpu", "--inputs=TMP/f.safetensors", "--check-numerics"],
+     "TMP/a.kir:3:8: error: fusion (exp, neg) produced -inf at element 3 (check-numerics)", {"cpu": True}),
+    ("cpu-check-numerics-written-fusion",
+     {"a.kir": FUSED_KIR, "f.safetensors": safetensors({"x": ("F32", [4], f32(1, -200, 3, 4))})},
+     ["kiln", "run", "TMP/a.kir", "--target=cpu", "--inputs=TMP/f.safetensors", "--check-numerics"],
+     "TMP/a.kir:2:8: error: fusion (neg, exp) produced inf at element 1 (check-numerics)", {"cpu": True}),
+    # A library call's result; the tanh after it would hide the inf in the output.
+    ("cpu-check-numerics-matmul",
+     {"a.kir": MATMUL_KIR, "f.safetensors": MATMUL_OVERFLOW},
+     ["kiln", "run", "TMP/a.kir", "--target=cpu", "--inputs=TMP/f.safetensors", "--check-numerics"],
+     "TMP/a.kir:2:8: error: matmul produced inf at element 3 (check-numerics)", {"cpu": True}),
+    ("cpu-check-numerics-json-node",
+     {"a.json": json.dumps(GOOD_JSON), "f.safetensors": safetensors(
+         {"x": ("F32", [2, 3], f32(1, 1, 1, 1, 1e30, 1)), "w": ("F32", [3], f32(1, 1e30, 1))})},
+     ["kiln", "run", "TMP/a.json", "--target=cpu", "--inputs=TMP/f.safetensors", "--check-numerics"],
+     "TMP/a.json:/graphs/0/nodes/1: error: fusion (broadcast, mul) produced inf at element 4 (check-numerics)",
+     {"cpu": True}),
+    # w = 2e30 after step 1, inf in step 2 (the mul by a constant tensor is
+    # wrapped in a fusion with it).
+    ("cpu-check-numerics-over-steps", {"a.kir": STEP_KIR.replace("value = 0.5", "value = 1.0e30")},
+     ["kiln", "run", "TMP/a.kir", "--target=cpu", "--steps=5", "--check-numerics"],
+     "TMP/a.kir:4:8: error: fusion (constant, mul) produced inf at element 0 (check-numerics)",
+     {"cpu": True}),
+    # Without the flag (or with finite values) nothing changes.
+    ("cpu-nan-feed-without-check",
+     {"a.kir": GOOD_KIR, "f.safetensors": safetensors({"x": ("F32", [2, 3], f32(1, 2, 3, 4, NAN, 6))})},
+     ["kiln", "run", "TMP/a.kir", "--target=cpu", "--inputs=TMP/f.safetensors"], "",
+     {"cpu": True, "exit": 0}),
+    ("cpu-matmul-overflow-without-check",
+     {"a.kir": MATMUL_KIR, "f.safetensors": MATMUL_OVERFLOW},
+     ["kiln", "run", "TMP/a.kir", "--target=cpu", "--inputs=TMP/f.safetensors"], "",
+     {"cpu": True, "exit": 0}),
+    ("cpu-check-numerics-finite", {"a.kir": STEP_KIR},
+     ["kiln", "run", "TMP/a.kir", "--target=cpu", "--steps=3", "--check-numerics"], "",
+     {"cpu": True, "exit": 0}),
+    ("cpu-check-numerics-takes-no-value", {"a.kir": GOOD_KIR},
+     ["kiln", "run", "TMP/a.kir", "--target=cpu", "--check-numerics=yes"],
+     "kiln: error: option '--check-numerics' takes no value"),
 ]
 
 # An interrupted checkpoint write leaves the old file intact: the file-size
@@ -521,6 +590,30 @@ CASES += [
      "kiln: error: option '--memory-limit' expects a non-negative integer, got '-5'"),
 ]
 
+# On the CPU backend the limit covers the program's arena and its argument
+# buffers (x f32[2,3] and w f32[3]: 36 bytes; one fused kernel's 24-byte
+# result in a 64-byte arena), refused before anything is allocated or loaded.
+CASES += [
+    ("cpu-memory-limit-exceeded", {"a.kir": GOOD_KIR},
+     ["kiln", "run", "TMP/a.kir", "--target=cpu", "--memory-limit=99"],
+     "TMP/a.kir:1:7: error: @g needs 100 bytes (arena 64 + arguments 36), more than --memory-limit 99",
+     {"cpu": True}),
+    ("cpu-memory-limit-exactly-enough", {"a.kir": GOOD_KIR},
+     ["kiln", "run", "TMP/a.kir", "--target=cpu", "--memory-limit=100"], "", {"cpu": True, "exit": 0}),
+    ("cpu-memory-limit-before-feeds", {"a.kir": GOOD_KIR},
+     ["kiln", "run", "TMP/a.kir", "--target=cpu", "--memory-limit=0", "--inputs=TMP/missing.safetensors"],
+     "TMP/a.kir:1:7: error: @g needs 100 bytes (arena 64 + arguments 36), more than --memory-limit 0",
+     {"cpu": True}),
+    ("cpu-memory-limit-json", {"a.json": json.dumps(GOOD_JSON)},
+     ["kiln", "run", "TMP/a.json", "--target=cpu", "--memory-limit", "50"],
+     "TMP/a.json:/graphs/0: error: @g needs 100 bytes (arena 64 + arguments 36), more than --memory-limit 50",
+     {"cpu": True}),
+    # 2^40 f32 input and result: 8 TiB, more than any machine this runs on.
+    ("cpu-memory-limit-default", {"a.kir": HUGE_KIR}, ["kiln", "run", "TMP/a.kir", "--target=cpu"],
+     "TMP/a.kir:1:7: error: @h needs 8796093022208 bytes (arena 4398046511104 + arguments 4398046511104), "
+     "more than the physical memory (--memory-limit sets a limit)", {"cpu": True}),
+]
+
 
 def file_size_limit(how):
     """A preexec_fn: RLIMIT_FSIZE of how["fsize"] bytes, SIGXFSZ ignored or fatal."""
@@ -535,9 +628,17 @@ def main():
     parser.add_argument("--bin-dir", required=True)
     parser.add_argument("--source-dir", required=True)
     args = parser.parse_args()
-    failures = 0
+    # Whether this build has the CPU backend: the targets it lists.
+    probe = subprocess.run([os.path.join(args.bin_dir, "kiln"), "run", "none.kir", "--target=?"],
+                           capture_output=True, text=True, timeout=60)
+    has_cpu = "interp, cpu)" in probe.stderr
+    failures = skipped = 0
     for name, files, argv, expected, *extra in CASES:
         how = extra[0] if extra else {}
+        if how.get("cpu") and not has_cpu:
+            print(f"skip {name} (no CPU backend in this build)")
+            skipped += 1
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             for rel, content in files.items():
                 mode = "wb" if isinstance(content, bytes) else "w"
@@ -575,7 +676,8 @@ def main():
                 print(f"FAIL {name}: " + "; ".join(problems))
             else:
                 print(f"ok   {name}")
-    print(f"{len(CASES) - failures}/{len(CASES)} bad-input cases pass")
+    print(f"{len(CASES) - failures - skipped}/{len(CASES) - skipped} bad-input cases pass"
+          + (f" ({skipped} skipped)" if skipped else ""))
     return 1 if failures else 0
 
 
