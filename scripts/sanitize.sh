@@ -11,6 +11,10 @@
 #
 # Debug with -O1: assertions stay on, and -O1 keeps the run time down.
 #
+# With the CPU backend (KILN_SANITIZE_CPU=ON: the JIT, the kernels' runtime, AOT,
+# the embed package), 2026-11-26, 2 jobs, ccache warm: build 182 s, the whole
+# suite (597 tests) 117 s, no report.
+#
 # Measured on the 2-core development machine, busy with other builds, one job:
 # build from scratch 536 s, the whole suite (418 tests) 145 s, of which the
 # dump-stages test takes 95 s. CI does not run this yet. If it does and time
