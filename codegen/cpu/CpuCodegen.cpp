@@ -53,6 +53,7 @@
 #include "llvm/TargetParser/SubtargetFeature.h"
 #include "llvm/Transforms/Utils/Cloning.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
@@ -317,7 +318,9 @@ std::vector<std::string> compileObjects(const std::vector<KernelRequest> &kernel
 // the LLVM version, this format's version and the build of this file (which
 // holds the lowering pipeline: a rebuilt Kiln never reuses older code). A file holds the objects of one
 // program: "kiln-cpu-objects 1\n", the count, then each object's size and bytes.
-// A damaged or foreign file is a miss (and is rewritten).
+// A damaged or foreign file is a miss (and is rewritten). After each write the
+// folder is trimmed to $KILN_CACHE_MAX_BYTES (default 1 GiB), least recently
+// used files first.
 
 constexpr const char *kCacheMagic = "kiln-cpu-objects 1\n";
 
@@ -383,6 +386,40 @@ std::optional<std::vector<std::string>> readCache(const std::filesystem::path &f
   return objects;
 }
 
+/// The most bytes the cache folder keeps: $KILN_CACHE_MAX_BYTES, else 1 GiB.
+uint64_t cacheLimit() {
+  if (const char *limit = std::getenv("KILN_CACHE_MAX_BYTES"); limit && *limit) {
+    char *end = nullptr;
+    unsigned long long v = std::strtoull(limit, &end, 10);
+    if (end && *end == 0)
+      return v;
+  }
+  return uint64_t(1) << 30;
+}
+
+/// Deletes the least recently used files (a hit touches its file) until the
+/// folder holds at most the limit. Best effort, like the rest of the cache.
+void trimCache(const std::filesystem::path &directory) {
+  std::error_code ec;
+  std::vector<std::pair<std::filesystem::file_time_type, std::filesystem::path>> files;
+  uint64_t total = 0;
+  for (const auto &entry : std::filesystem::directory_iterator(directory, ec)) {
+    if (!entry.is_regular_file(ec) || entry.path().extension() != ".objects")
+      continue;
+    total += entry.file_size(ec);
+    files.emplace_back(entry.last_write_time(ec), entry.path());
+  }
+  uint64_t limit = cacheLimit();
+  std::sort(files.begin(), files.end());
+  for (const auto &[time, path] : files) {
+    if (total <= limit)
+      break;
+    uint64_t size = std::filesystem::file_size(path, ec);
+    if (std::filesystem::remove(path, ec))
+      total -= std::min(total, size);
+  }
+}
+
 /// Best effort: a cache that cannot be written is no cache.
 void writeCache(const std::filesystem::path &file, const std::vector<std::string> &objects) {
   std::string bytes = kCacheMagic;
@@ -397,6 +434,7 @@ void writeCache(const std::filesystem::path &file, const std::vector<std::string
     writeFileAtomically(file.string(), bytes);
   } catch (const std::exception &) {
   }
+  trimCache(file.parent_path());
 }
 
 /// A JIT holding `objects`, resolving kiln_rng_uniform and the process's
@@ -451,6 +489,8 @@ std::unique_ptr<CpuKernels> compileCpuKernels(const std::vector<KernelRequest> &
     if (std::optional<std::vector<std::string>> cached = readCache(file)) {
       impl->jit = loadObjects(*cached, error);
       impl->fromCache = impl->jit != nullptr;
+      std::error_code ec; // recently used: the last to go when the cache is trimmed
+      std::filesystem::last_write_time(file, std::filesystem::file_time_type::clock::now(), ec);
     }
   if (!impl->jit) {
     std::vector<std::string> objects = compileObjects(kernels);

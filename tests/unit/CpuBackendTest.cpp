@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cctype>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -280,6 +281,38 @@ TEST(CpuBackend, KernelCacheReloadsTheSameKernels) {
   EXPECT_EQ(cached, (std::vector<bool>{false, true, false}));
   EXPECT_EQ(bits[0], bits[1]);
   EXPECT_EQ(bits[0], bits[2]);
+}
+
+// The cache folder is trimmed after a write, least recently used files first:
+// an old file goes, the program just compiled stays and is found next time.
+TEST(CpuBackend, KernelCacheDropsTheLeastRecentlyUsedFiles) {
+  std::string dir = testing::TempDir() + "kiln-kernel-cache-lru-" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir + "/cpu");
+  std::string old = dir + "/cpu/0123456789abcdef0123456789abcdef.objects";
+  std::ofstream(old, std::ios::binary) << std::string(100000, 'x');
+  std::filesystem::last_write_time(old, std::filesystem::file_time_type::clock::now() - std::chrono::hours(1));
+  const char *saved = std::getenv("KILN_CACHE_DIR");
+  std::string savedValue = saved ? saved : "";
+  ::setenv("KILN_CACHE_DIR", dir.c_str(), 1);
+  ::setenv("KILN_CACHE_MAX_BYTES", "60000", 1); // less than both files, more than the new one
+  Module module = parseModule(kInPlaceSiblings, "siblings.kir");
+  std::vector<bool> cached;
+  for (int run = 0; run < 2; ++run)
+    cached.push_back(compileForCpu(*module.graphs[0])->kernels->fromCache());
+  ::unsetenv("KILN_CACHE_MAX_BYTES");
+  if (saved)
+    ::setenv("KILN_CACHE_DIR", savedValue.c_str(), 1);
+  else
+    ::unsetenv("KILN_CACHE_DIR");
+  size_t files = 0;
+  for (const auto &entry : std::filesystem::directory_iterator(dir + "/cpu"))
+    files += entry.is_regular_file();
+  bool oldGone = !std::filesystem::exists(old);
+  std::filesystem::remove_all(dir);
+  EXPECT_TRUE(oldGone);
+  EXPECT_EQ(files, 1u);
+  EXPECT_EQ(cached, (std::vector<bool>{false, true}));
 }
 
 TEST(CpuBackend, RunsTheSameTwiceBitForBit) {
