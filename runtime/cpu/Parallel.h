@@ -9,6 +9,7 @@
 #include <cassert>
 #include <climits>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 namespace kiln {
@@ -40,29 +41,24 @@ template <typename Call> void callBlas(int64_t m, int64_t n, int64_t k, Call gem
   omp_set_num_threads(threads);
 }
 
-/// Row-major C = alpha op(A) op(B) + beta C, op(A) [m, k], op(B) [k, n]. With
-/// beta == 0, C is overwritten (OpenBLAS never reads it, so stale NaNs vanish).
-/// Called inside a parallel region, OpenBLAS's OpenMP build runs on one thread.
-inline void gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k, float alpha,
-                 const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
-                 int64_t ldc) {
+/// Row-major C = alpha op(A) op(B) + beta C, op(A) [m, k], op(B) [k, n], for
+/// T = float (sgemm) or double (dgemm). With beta == 0, C is overwritten
+/// (OpenBLAS never reads it, so stale NaNs vanish). Called inside a parallel
+/// region, OpenBLAS's OpenMP build runs on one thread.
+template <typename T>
+void gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k, T alpha, const T *a,
+          int64_t lda, const T *b, int64_t ldb, T beta, T *c, int64_t ldc) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "sgemm or dgemm");
   assert(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX &&
          ldc <= INT_MAX && "the Executable rejects GEMMs beyond 32-bit BLAS");
+  CBLAS_TRANSPOSE ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans;
   callBlas(m, n, k, [&] {
-    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c,
-                blasint(ldc));
-  });
-}
-inline void gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k, double alpha,
-                 const double *a, int64_t lda, const double *b, int64_t ldb, double beta, double *c,
-                 int64_t ldc) {
-  assert(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX &&
-         ldc <= INT_MAX && "the Executable rejects GEMMs beyond 32-bit BLAS");
-  callBlas(m, n, k, [&] {
-    cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c,
-                blasint(ldc));
+    if constexpr (std::is_same_v<T, float>)
+      cblas_sgemm(CblasRowMajor, ta, tb, blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda),
+                  b, blasint(ldb), beta, c, blasint(ldc));
+    else
+      cblas_dgemm(CblasRowMajor, ta, tb, blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda),
+                  b, blasint(ldb), beta, c, blasint(ldc));
   });
 }
 
