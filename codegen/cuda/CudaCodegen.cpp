@@ -25,6 +25,7 @@
 // f32; integer ops wrap; integer division and float-to-int casts follow the
 // interpreter (kiln_idiv, kiln_f2i32/64 in the preamble).
 #include "codegen/cuda/CudaCodegen.h"
+#include "codegen/IndexMaps.h"
 
 #include "ir/Graph.h"
 #include "runtime/Error.h"
@@ -390,13 +391,11 @@ std::string Emitter::compute(const Node &node, const Coords &c, int depth) {
   }
   case OpKind::Reshape: {
     // Equal leading and trailing dimensions keep their coordinates; the
-    // middle goes through a flat index.
+    // middle goes through a flat index (codegen/IndexMaps.h).
     const Shape &in = node.operand(0)->type.shape;
-    size_t ro = shape.rank(), ri = in.rank(), t = 0, l = 0;
-    while (t < ro && t < ri && shape[ro - 1 - t] == in[ri - 1 - t])
-      ++t;
-    while (l + t < ro && l + t < ri && shape[l] == in[l])
-      ++l;
+    size_t ro = shape.rank(), ri = in.rank();
+    ReshapeSplit split = reshapeSplit(shape, in);
+    size_t l = split.leading, t = split.trailing;
     Coords source(ri);
     for (size_t i = 0; i < l; ++i)
       source[i] = c[i];
