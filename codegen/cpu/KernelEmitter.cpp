@@ -21,6 +21,8 @@
 // when one is elsewhere, makes that buffer full (every call computes all of
 // it) and emits the kernel again. Results never depend on the split.
 #include "codegen/cpu/KernelEmitter.h"
+#include "codegen/cpu/ScalarOps.h"
+#include "codegen/IndexMaps.h"
 
 #include "ir/Graph.h"
 #include "runtime/Error.h"
@@ -57,10 +59,6 @@ using Coords = std::vector<Value>;
 /// Temporaries up to this size live on the stack.
 constexpr int64_t kStackBytes = 64 * 1024;
 
-[[noreturn]] void unsupported(const Node &node, const std::string &why) {
-  throwError(node.loc().known() ? node.loc().toString() : "",
-             "the CPU backend cannot compile " + std::string(opName(node.kind())) + ": " + why);
-}
 
 bool isReduction(OpKind kind) {
   return kind == OpKind::ReduceSum || kind == OpKind::ReduceMax || kind == OpKind::Argmax;
@@ -85,28 +83,18 @@ struct Attempt {
 
 class KernelEmitter {
 public:
-  KernelEmitter(OpBuilder &b, ModuleOp module, Location loc) : b_(b), module_(module), loc_(loc) {}
+  KernelEmitter(OpBuilder &b, ModuleOp module, Location loc)
+      : b_(b), module_(module), loc_(loc), scalar_(b, loc) {}
 
   KernelSchedule emit(const KernelRequest &request);
 
 private:
-  // --- Types ---------------------------------------------------------------
-  Type storageType(DType t) {
-    switch (t) {
-    case DType::F32: return b_.getF32Type();
-    case DType::F64: return b_.getF64Type();
-    case DType::BF16: return b_.getBF16Type();
-    case DType::F16: return b_.getF16Type();
-    case DType::I32: return b_.getI32Type();
-    case DType::I64: return b_.getI64Type();
-    case DType::I1: return b_.getI1Type();
-    }
-    return b_.getF32Type();
-  }
-  /// Arithmetic happens in f32 for bf16/f16, else in the storage type.
-  Type computeType(DType t) {
-    return t == DType::BF16 || t == DType::F16 ? b_.getF32Type() : storageType(t);
-  }
+  // --- Types and scalar ops (ScalarOps.h) ------------------------------------
+  Type storageType(DType t) { return scalar_.storageType(t); }
+  Type computeType(DType t) { return scalar_.computeType(t); }
+  Value constantOf(double v, DType t) { return scalar_.constant(v, t); }
+  Value castValue(Value v, DType from, DType to) { return scalar_.cast(v, from, to); }
+  Value elementwise(const Node &node, const std::vector<Value> &x) { return scalar_.elementwise(node, x); }
   MemRefType memrefType(int64_t elements, DType t) {
     return MemRefType::get({std::max<int64_t>(elements, 1)}, storageType(t));
   }
@@ -128,9 +116,6 @@ private:
                                  const std::function<std::vector<Value>(const Coords &, const std::vector<Value> &)> &body);
 
   // --- Elements ------------------------------------------------------------
-  Value constantOf(double v, DType t);
-  Value castValue(Value v, DType from, DType to);
-  Value elementwise(const Node &node, const std::vector<Value> &x);
   /// The element of `v` at `coords`, in the compute type of its dtype.
   Value at(const kiln::Value *v, const Coords &coords);
   Value compute(const Node &node, const Coords &coords);
@@ -152,6 +137,7 @@ private:
   OpBuilder &b_;
   ModuleOp module_;
   Location loc_;
+  ScalarOps scalar_;
 
   // Per kernel.
   Attempt attempt_;
@@ -245,153 +231,6 @@ std::vector<Value> KernelEmitter::carriedNest(
   return level(0, std::move(init));
 }
 
-Value KernelEmitter::constantOf(double v, DType t) {
-  Type type = computeType(t);
-  if (isFloat(t))
-    return b_.create<arith::ConstantOp>(loc_, b_.getFloatAttr(type, v));
-  if (t == DType::I1)
-    return b_.create<arith::ConstantOp>(loc_, b_.getBoolAttr(v != 0));
-  return b_.create<arith::ConstantOp>(loc_, b_.getIntegerAttr(type, int64_t(v)));
-}
-
-Value KernelEmitter::castValue(Value v, DType from, DType to) {
-  Type target = computeType(to);
-  if (from == to)
-    return v;
-  if (to == DType::I1) {
-    if (isFloat(from))
-      return b_.create<arith::CmpFOp>(loc_, arith::CmpFPredicate::UNE, v, constantOf(0, from));
-    return b_.create<arith::CmpIOp>(loc_, arith::CmpIPredicate::ne, v, constantOf(0, from));
-  }
-  if (from == DType::I1)
-    return isFloat(to) ? b_.create<arith::UIToFPOp>(loc_, target, v).getResult()
-                       : b_.create<arith::ExtUIOp>(loc_, target, v).getResult();
-  if (isFloat(from) && isFloat(to)) {
-    Type source = computeType(from);
-    unsigned fw = source.getIntOrFloatBitWidth(), tw = target.getIntOrFloatBitWidth();
-    if (fw == tw)
-      return v;
-    return fw < tw ? b_.create<arith::ExtFOp>(loc_, target, v).getResult()
-                   : b_.create<arith::TruncFOp>(loc_, target, v).getResult();
-  }
-  if (isFloat(from)) { // truncate toward zero, saturate, NaN -> 0
-    Type wide = b_.getF64Type();
-    Value d = computeType(from) == wide ? v : b_.create<arith::ExtFOp>(loc_, wide, v).getResult();
-    double lo = to == DType::I32 ? -2147483648.0 : -9223372036854775808.0;
-    double hi = to == DType::I32 ? 2147483647.0 : 9223372036854775807.0;
-    Value isNan = b_.create<arith::CmpFOp>(loc_, arith::CmpFPredicate::UNO, d, d);
-    Value below = b_.create<arith::CmpFOp>(loc_, arith::CmpFPredicate::OLE, d,
-                                           b_.create<arith::ConstantOp>(loc_, b_.getF64FloatAttr(lo)));
-    Value above = b_.create<arith::CmpFOp>(loc_, arith::CmpFPredicate::OGE, d,
-                                           b_.create<arith::ConstantOp>(loc_, b_.getF64FloatAttr(hi)));
-    Value safe = b_.create<arith::SelectOp>(loc_, b_.create<arith::OrIOp>(loc_, isNan, b_.create<arith::OrIOp>(loc_, below, above)),
-                                            b_.create<arith::ConstantOp>(loc_, b_.getF64FloatAttr(0.0)), d);
-    Value converted = b_.create<arith::FPToSIOp>(loc_, target, safe);
-    int64_t minV = to == DType::I32 ? INT32_MIN : INT64_MIN, maxV = to == DType::I32 ? INT32_MAX : INT64_MAX;
-    Value r = b_.create<arith::SelectOp>(loc_, below, b_.create<arith::ConstantOp>(loc_, b_.getIntegerAttr(target, minV)), converted);
-    r = b_.create<arith::SelectOp>(loc_, above, b_.create<arith::ConstantOp>(loc_, b_.getIntegerAttr(target, maxV)), r);
-    return b_.create<arith::SelectOp>(loc_, isNan, b_.create<arith::ConstantOp>(loc_, b_.getIntegerAttr(target, 0)), r);
-  }
-  if (isFloat(to))
-    return b_.create<arith::SIToFPOp>(loc_, target, v);
-  unsigned fw = v.getType().getIntOrFloatBitWidth(), tw = target.getIntOrFloatBitWidth();
-  if (fw == tw)
-    return v;
-  return fw < tw ? b_.create<arith::ExtSIOp>(loc_, target, v).getResult()
-                 : b_.create<arith::TruncIOp>(loc_, target, v).getResult();
-}
-
-Value KernelEmitter::elementwise(const Node &node, const std::vector<Value> &x) {
-  DType t = node.operands().empty() ? node.type().dtype : node.operand(0)->type.dtype;
-  bool real = isFloat(t);
-  auto f = [&](auto op) { return op.getResult(); };
-  switch (node.kind()) {
-  case OpKind::Neg:
-    return real ? f(b_.create<arith::NegFOp>(loc_, x[0]))
-                : f(b_.create<arith::SubIOp>(loc_, constantOf(0, t), x[0]));
-  case OpKind::Abs:
-    return real ? f(b_.create<math::AbsFOp>(loc_, x[0])) : f(b_.create<math::AbsIOp>(loc_, x[0]));
-  case OpKind::Exp: return f(b_.create<math::ExpOp>(loc_, x[0]));
-  case OpKind::Log: return f(b_.create<math::LogOp>(loc_, x[0]));
-  case OpKind::Sqrt: return f(b_.create<math::SqrtOp>(loc_, x[0]));
-  case OpKind::Rsqrt:
-    return f(b_.create<arith::DivFOp>(loc_, constantOf(1, t), b_.create<math::SqrtOp>(loc_, x[0])));
-  case OpKind::Tanh: return f(b_.create<math::TanhOp>(loc_, x[0]));
-  case OpKind::Logistic: {
-    Value e = b_.create<math::ExpOp>(loc_, b_.create<arith::NegFOp>(loc_, x[0]));
-    return f(b_.create<arith::DivFOp>(loc_, constantOf(1, t), b_.create<arith::AddFOp>(loc_, constantOf(1, t), e)));
-  }
-  case OpKind::Erf: return f(b_.create<math::ErfOp>(loc_, x[0]));
-  case OpKind::Sin: return f(b_.create<math::SinOp>(loc_, x[0]));
-  case OpKind::Cos: return f(b_.create<math::CosOp>(loc_, x[0]));
-  case OpKind::Floor: return f(b_.create<math::FloorOp>(loc_, x[0]));
-  case OpKind::Sign: {
-    if (real) { // NaN stays NaN; -0 and +0 give +0
-      Value pos = b_.create<arith::CmpFOp>(loc_, arith::CmpFPredicate::OGT, x[0], constantOf(0, t));
-      Value negv = b_.create<arith::CmpFOp>(loc_, arith::CmpFPredicate::OLT, x[0], constantOf(0, t));
-      Value isNan = b_.create<arith::CmpFOp>(loc_, arith::CmpFPredicate::UNO, x[0], x[0]);
-      Value s = b_.create<arith::SelectOp>(loc_, pos, constantOf(1, t),
-                                           b_.create<arith::SelectOp>(loc_, negv, constantOf(-1, t), constantOf(0, t)));
-      return f(b_.create<arith::SelectOp>(loc_, isNan, x[0], s));
-    }
-    Value pos = b_.create<arith::CmpIOp>(loc_, arith::CmpIPredicate::sgt, x[0], constantOf(0, t));
-    Value negv = b_.create<arith::CmpIOp>(loc_, arith::CmpIPredicate::slt, x[0], constantOf(0, t));
-    return f(b_.create<arith::SelectOp>(loc_, pos, constantOf(1, t),
-                                        b_.create<arith::SelectOp>(loc_, negv, constantOf(-1, t), constantOf(0, t))));
-  }
-  case OpKind::Not:
-    return f(b_.create<arith::XOrIOp>(loc_, x[0], b_.create<arith::ConstantOp>(loc_, b_.getBoolAttr(true))));
-  case OpKind::Cast: return castValue(x[0], t, node.attr("to").asDType());
-  case OpKind::Add:
-    return real ? f(b_.create<arith::AddFOp>(loc_, x[0], x[1])) : f(b_.create<arith::AddIOp>(loc_, x[0], x[1]));
-  case OpKind::Sub:
-    return real ? f(b_.create<arith::SubFOp>(loc_, x[0], x[1])) : f(b_.create<arith::SubIOp>(loc_, x[0], x[1]));
-  case OpKind::Mul:
-    return real ? f(b_.create<arith::MulFOp>(loc_, x[0], x[1])) : f(b_.create<arith::MulIOp>(loc_, x[0], x[1]));
-  case OpKind::Div: {
-    if (real)
-      return f(b_.create<arith::DivFOp>(loc_, x[0], x[1]));
-    // x / 0 = 0 and MIN / -1 = MIN (two's complement wrap), never UB.
-    Value zero = constantOf(0, t), minusOne = constantOf(-1, t);
-    Value byZero = b_.create<arith::CmpIOp>(loc_, arith::CmpIPredicate::eq, x[1], zero);
-    Value byMinusOne = b_.create<arith::CmpIOp>(loc_, arith::CmpIPredicate::eq, x[1], minusOne);
-    Value safe = b_.create<arith::SelectOp>(loc_, b_.create<arith::OrIOp>(loc_, byZero, byMinusOne), constantOf(1, t), x[1]);
-    Value q = b_.create<arith::DivSIOp>(loc_, x[0], safe);
-    Value negated = b_.create<arith::SubIOp>(loc_, zero, x[0]);
-    return f(b_.create<arith::SelectOp>(loc_, byZero, zero, b_.create<arith::SelectOp>(loc_, byMinusOne, negated, q)));
-  }
-  case OpKind::Max:
-    return real ? f(b_.create<arith::MaximumFOp>(loc_, x[0], x[1])) : f(b_.create<arith::MaxSIOp>(loc_, x[0], x[1]));
-  case OpKind::Min:
-    return real ? f(b_.create<arith::MinimumFOp>(loc_, x[0], x[1])) : f(b_.create<arith::MinSIOp>(loc_, x[0], x[1]));
-  case OpKind::Pow: return f(b_.create<math::PowFOp>(loc_, x[0], x[1]));
-  case OpKind::Eq: case OpKind::Ne: case OpKind::Lt: case OpKind::Le: case OpKind::Gt: case OpKind::Ge: {
-    if (real) {
-      arith::CmpFPredicate p = node.kind() == OpKind::Eq ? arith::CmpFPredicate::OEQ
-                             : node.kind() == OpKind::Ne ? arith::CmpFPredicate::UNE
-                             : node.kind() == OpKind::Lt ? arith::CmpFPredicate::OLT
-                             : node.kind() == OpKind::Le ? arith::CmpFPredicate::OLE
-                             : node.kind() == OpKind::Gt ? arith::CmpFPredicate::OGT
-                                                         : arith::CmpFPredicate::OGE;
-      return f(b_.create<arith::CmpFOp>(loc_, p, x[0], x[1]));
-    }
-    bool boolean = t == DType::I1; // i1 compares unsigned: true > false
-    arith::CmpIPredicate p = node.kind() == OpKind::Eq ? arith::CmpIPredicate::eq
-                           : node.kind() == OpKind::Ne ? arith::CmpIPredicate::ne
-                           : node.kind() == OpKind::Lt ? (boolean ? arith::CmpIPredicate::ult : arith::CmpIPredicate::slt)
-                           : node.kind() == OpKind::Le ? (boolean ? arith::CmpIPredicate::ule : arith::CmpIPredicate::sle)
-                           : node.kind() == OpKind::Gt ? (boolean ? arith::CmpIPredicate::ugt : arith::CmpIPredicate::sgt)
-                                                       : (boolean ? arith::CmpIPredicate::uge : arith::CmpIPredicate::sge);
-    return f(b_.create<arith::CmpIOp>(loc_, p, x[0], x[1]));
-  }
-  case OpKind::And: return f(b_.create<arith::AndIOp>(loc_, x[0], x[1]));
-  case OpKind::Or: return f(b_.create<arith::OrIOp>(loc_, x[0], x[1]));
-  case OpKind::Select: return f(b_.create<arith::SelectOp>(loc_, x[0], x[1], x[2]));
-  default:
-    unsupported(node, "not an elementwise op");
-  }
-}
-
 Value KernelEmitter::load(const kiln::Value *v, const Buffer &buffer, const Coords &coords) {
   if (buffer.rowsOnly && (coords.empty() || !row_ || coords[0] != row_) && !crossed_)
     crossed_ = v;
@@ -473,13 +312,12 @@ Value KernelEmitter::compute(const Node &node, const Coords &c) {
   }
   case OpKind::Reshape: {
     // Equal leading and trailing dimensions keep their coordinates (so the
-    // innermost loop stays unit-stride); the middle goes through a flat index.
+    // innermost loop stays unit-stride: codegen/IndexMaps.h); the middle goes
+    // through a flat index.
     const Shape &in = node.operand(0)->type.shape;
-    size_t ro = shape.rank(), ri = in.rank(), t = 0, l = 0;
-    while (t < ro && t < ri && shape[ro - 1 - t] == in[ri - 1 - t])
-      ++t;
-    while (l + t < ro && l + t < ri && shape[l] == in[l])
-      ++l;
+    size_t ro = shape.rank(), ri = in.rank();
+    ReshapeSplit split = reshapeSplit(shape, in);
+    size_t l = split.leading, t = split.trailing;
     Coords source(ri);
     for (size_t i = 0; i < l; ++i)
       source[i] = c[i];
@@ -574,8 +412,8 @@ Value KernelEmitter::compute(const Node &node, const Coords &c) {
   }
   default:
     if (isReduction(node.kind()))
-      unsupported(node, "internal error: a reduction was not materialized");
-    unsupported(node, "it is a library op, which the runtime runs");
+      unsupportedOp(node, "internal error: a reduction was not materialized");
+    unsupportedOp(node, "it is a library op, which the runtime runs");
   }
 }
 
