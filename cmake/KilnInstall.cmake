@@ -16,7 +16,7 @@ if(KILN_ENABLE_CPU_BACKEND)
   list(APPEND KILN_EXPORTED_LIBRARIES kiln_codegen_cpu kiln_runtime_cpu)
 endif()
 if(KILN_ENABLE_CUDA)
-  list(APPEND KILN_EXPORTED_LIBRARIES kiln_codegen_cuda)
+  list(APPEND KILN_EXPORTED_LIBRARIES kiln_codegen_cuda kiln_runtime_cuda)
 endif()
 # A sanitized build's libraries need the sanitizer runtimes in whatever links them.
 if(KILN_SANITIZE)

@@ -17,7 +17,11 @@ CudaCompiled compileForCuda(const Graph &planned, const std::string &arch) {
   options.arch = arch;
   CudaCompiled out;
   out.program = std::make_shared<CudaProgram>(lowerForCuda(planned));
-  out.binaries = std::make_shared<std::vector<NvrtcOutput>>(compileCudaModules(out.program->modules, options));
+  std::vector<NvrtcOutput> binaries = compileCudaModules(out.program->modules, options);
+  for (size_t m = 0; m < binaries.size(); ++m) {
+    out.program->modules[m].cubin = std::move(binaries[m].cubin);
+    out.program->modules[m].ptx = std::move(binaries[m].ptx);
+  }
   return out;
 }
 
@@ -26,7 +30,7 @@ std::string cudaText(const CudaCompiled &compiled, const std::string &what) {
   for (size_t m = 0; m < compiled.program->modules.size(); ++m) {
     const CudaModule &module = compiled.program->modules[m];
     text += "// ----- " + module.name + "\n";
-    text += what == "ptx" ? (*compiled.binaries)[m].ptx : module.source;
+    text += what == "ptx" ? module.ptx : module.source;
     if (!text.empty() && text.back() != '\n')
       text += "\n";
   }
@@ -68,7 +72,7 @@ void dumpCudaKernels(const CudaCompiled &compiled, const std::string &dir) {
   size_t n = 0;
   for (size_t m = 0; m < p.modules.size(); ++m) {
     const CudaModule &module = p.modules[m];
-    writeText(dir + "/cuda." + module.name + ".ptx", (*compiled.binaries)[m].ptx);
+    writeText(dir + "/cuda." + module.name + ".ptx", module.ptx);
     // Split the module's source after the preamble at each kernel's comment line.
     std::string body = module.source.substr(cudaPreamble().size());
     for (size_t k = 0; k < module.kernels.size(); ++k) {

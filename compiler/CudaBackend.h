@@ -1,5 +1,5 @@
 // The CUDA backend's compile side: a planned graph -> CUDA C++ kernels ->
-// NVRTC cubin/PTX (runtime/cuda, which will run them, does not exist yet).
+// NVRTC cubin/PTX, which runtime/cuda/Executable.h runs.
 #pragma once
 
 #include <memory>
@@ -10,13 +10,11 @@ namespace kiln {
 
 class Graph;
 struct CudaProgram;
-struct NvrtcOutput;
 
-/// A graph compiled for the GPU: the CudaProgram (steps, launches, modules)
-/// and each module's NVRTC output (cubin for `arch` and PTX), in module order.
+/// A graph compiled for the GPU: the CudaProgram (steps, launches, modules,
+/// each module with NVRTC's cubin for `arch` and PTX).
 struct CudaCompiled {
   std::shared_ptr<CudaProgram> program;
-  std::shared_ptr<std::vector<NvrtcOutput>> binaries;
 };
 
 /// Lowers a graph on which `plan-memory` ran and compiles every kernel with

@@ -3,7 +3,7 @@
 // builds with the CPU backend off (the GPU machines have no LLVM packages).
 #pragma once
 
-#include "runtime/Program.h"
+#include "runtime/cuda/CudaProgram.h"
 
 #include <cstdint>
 #include <string>
@@ -13,13 +13,6 @@ namespace kiln {
 
 class Graph;
 class Node;
-
-/// How a kernel is launched: a 1-D grid of 1-D blocks. Shared memory is
-/// static (declared in the source), so `sharedBytes` is the dynamic amount: 0.
-struct CudaLaunch {
-  std::string kernel; // extern "C" name; empty: the step launches no kernel (matmul, copy)
-  int64_t grid = 0, block = 0, sharedBytes = 0;
-};
 
 /// One generated kernel: `source` is its definition (and its literal tables),
 /// to be compiled after cudaPreamble() in one translation unit. Its
@@ -57,24 +50,6 @@ CudaKernel generateCudaKernel(const Node &node, const std::string &name);
 /// fixed order. A kiln::Error for StepKind::Matmul/Kernel/Copy or an
 /// unsupported dtype.
 CudaKernel generateLibraryKernel(const Step &step, const std::string &name);
-
-/// A graph lowered for the GPU: the runtime Program (steps over the planned
-/// buffers; `Step::kernel` stays null), per step its launch (empty for
-/// matmul, which runs through cuBLASLt with `Step::matmul`, and for copies),
-/// and the CUDA C++ translation units holding every kernel.
-struct CudaModule {
-  std::string name;                 // "kiln_module_0"
-  std::string source;               // cudaPreamble() + the kernels' sources
-  std::vector<std::string> kernels; // the extern "C" names it defines
-};
-
-struct CudaProgram {
-  Program program;
-  std::vector<CudaLaunch> launches; // one per program.steps entry
-  std::vector<CudaModule> modules;
-  /// Per kernel, in launch order: its strategy ("loop", "row", "library").
-  std::vector<std::string> strategies;
-};
 
 /// Lowers a planned graph (plan-memory ran last) for the CUDA backend,
 /// putting at most `kernelsPerModule` kernels into one translation unit (few

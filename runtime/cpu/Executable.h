@@ -111,9 +111,7 @@ private:
   };
   using AlignedBytes = std::unique_ptr<uint8_t, FreeBytes>;
 
-  int argumentIndex(const std::string &name) const;
   uint8_t *resolve(const BufferRef &ref) const;
-  void checkProgram() const;
   void runStep(size_t index);
   void checkStepNumerics(size_t index) const;
   void applyUpdates();

@@ -12,10 +12,6 @@
 namespace kiln {
 namespace cpu {
 
-bool isFloatKernelType(DType t) { return t == DType::F32 || t == DType::F64; }
-bool isScatterAddValueType(DType t) {
-  return t == DType::F32 || t == DType::F64 || t == DType::I32 || t == DType::I64;
-}
 
 // --- Matmul ------------------------------------------------------------------
 

@@ -18,6 +18,7 @@
 #pragma once
 
 #include "runtime/Program.h"
+#include "runtime/ProgramCheck.h"
 
 namespace kiln {
 namespace cpu {
@@ -55,11 +56,6 @@ void gather(const IndexParams &p, const void *table, const void *indices, void *
 /// index order; out-of-range indices are dropped. Values f32, f64 (rounded
 /// sums in index order), i32, i64 (wrapping).
 void scatterAdd(const IndexParams &p, const void *indices, const void *updates, void *out);
-
-/// Whether the kernels above support `t` as the float type of conv/pool/matmul
-/// and the value type of scatter_add.
-bool isFloatKernelType(DType t);
-bool isScatterAddValueType(DType t);
 
 } // namespace cpu
 } // namespace kiln

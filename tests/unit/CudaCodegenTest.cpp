@@ -249,7 +249,7 @@ graph @big(%x: f32[32768,32768] input) -> (f32[32768,32768]) {
   EXPECT_NE(k.source.find("i < 1073741824LL"), std::string::npos) << k.source;
   EXPECT_EQ(k.launch.grid, 65535); // capped: the loop strides over the rest
   CudaProgram p;
-  p.modules.push_back(CudaModule{"big", cudaPreamble() + k.source, {k.launch.kernel}});
+  p.modules.push_back(CudaModule{"big", cudaPreamble() + k.source, {k.launch.kernel}, "", ""});
   p.launches.push_back(k.launch);
   p.strategies.push_back(strategy);
   p.program.steps.emplace_back();

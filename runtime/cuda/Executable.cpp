@@ -1,0 +1,273 @@
+#include "runtime/cuda/Executable.h"
+
+#include "runtime/Error.h"
+#include "runtime/ProgramCheck.h"
+#include "runtime/Safetensors.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+namespace kiln {
+namespace cuda {
+
+namespace {
+
+/// The most pointers a generated CUDA kernel takes (as on the CPU: the fuse
+/// pass caps a kernel's buffers).
+constexpr size_t kMaxKernelPointers = 32;
+
+/// The largest power of two dividing `value`, at most 256 (0 counts as 256).
+uint32_t alignmentOf(uint64_t value) {
+  uint64_t low = value & (~value + 1);
+  return uint32_t(low == 0 || low > 256 ? 256 : low);
+}
+
+std::string stepWhere(const Program &program, size_t index) {
+  const Step &step = program.steps[index];
+  return "step " + std::to_string(index) + " '" + step.name + "' (" + stepKindName(step.kind) + ")";
+}
+
+} // namespace
+
+Executable::Executable(CudaProgram program, std::shared_ptr<Device> device, ExecutableOptions options)
+    : program_(std::move(program)), device_(std::move(device)), options_(options) {
+  const Program &prog = program_.program;
+  checkProgram(prog, ProgramCheckOptions{false, kMaxKernelPointers});
+  checkLaunches();
+  try {
+    arena_ = device_->allocate(prog.arenaBytes);
+    deviceBytes_ += std::max<int64_t>(prog.arenaBytes, 1);
+    for (const ArgumentSpec &arg : prog.arguments) {
+      arguments_.push_back(device_->allocate(argumentBytes(arg)));
+      device_->fill(arguments_.back(), 0, std::max<int64_t>(argumentBytes(arg), 1));
+      deviceBytes_ += std::max<int64_t>(argumentBytes(arg), 1);
+    }
+    stagedUpdates_ = stagedUpdates(prog);
+    for (size_t i : stagedUpdates_) {
+      staging_.push_back(device_->allocate(prog.updates[i].source.bytes));
+      deviceBytes_ += std::max<int64_t>(prog.updates[i].source.bytes, 1);
+    }
+    std::map<std::string, KernelHandle> byName;
+    for (const CudaModule &module : program_.modules) {
+      modules_.push_back(device_->loadModule(module));
+      for (const std::string &name : module.kernels)
+        byName[name] = device_->kernel(modules_.back(), name);
+    }
+    for (size_t s = 0; s < prog.steps.size(); ++s) {
+      const Step &step = prog.steps[s];
+      std::vector<DevicePtr> pointers;
+      for (const BufferRef &ref : step.operands)
+        pointers.push_back(resolve(ref));
+      pointers.push_back(resolve(step.result));
+      for (const BufferRef &ref : step.extraResults)
+        pointers.push_back(resolve(ref));
+      const CudaLaunch &launch = program_.launches[s];
+      kernels_.push_back(launch.kernel.empty() ? 0 : byName.at(launch.kernel));
+      MatmulHandle matmul = 0;
+      if (step.kind == StepKind::Matmul) {
+        const MatmulParams &p = step.matmul;
+        uint32_t alignment = 256;
+        for (DevicePtr ptr : pointers)
+          alignment = std::min(alignment, alignmentOf(ptr));
+        int64_t es = int64_t(dtypeSize(p.dtype));
+        if (p.batch > 1)
+          for (int64_t stride : {p.m * p.k * es, p.k * p.n * es, p.m * p.n * es})
+            alignment = std::min(alignment, alignmentOf(uint64_t(stride)));
+        matmul = device_->prepareMatmul(p, alignment);
+      }
+      matmuls_.push_back(matmul);
+      pointers_.push_back(std::move(pointers));
+    }
+    device_->synchronize();
+  } catch (...) {
+    release();
+    throw;
+  }
+}
+
+Executable::~Executable() {
+  try {
+    device_->synchronize();
+  } catch (const Error &) {
+    // A failed run was reported (or will never be read): free the memory anyway.
+  }
+  release();
+}
+
+void Executable::release() noexcept {
+  if (graph_)
+    device_->releaseGraph(graph_);
+  for (MatmulHandle m : matmuls_)
+    if (m)
+      device_->releaseMatmul(m);
+  for (ModuleHandle m : modules_)
+    device_->unloadModule(m);
+  for (DevicePtr p : staging_)
+    device_->release(p);
+  for (DevicePtr p : arguments_)
+    device_->release(p);
+  if (arena_)
+    device_->release(arena_);
+  graph_ = 0, arena_ = 0;
+  matmuls_.clear(), modules_.clear(), staging_.clear(), arguments_.clear();
+}
+
+void Executable::checkLaunches() const {
+  const Program &prog = program_.program;
+  if (program_.launches.size() != prog.steps.size())
+    throwError(prog.name, std::to_string(program_.launches.size()) + " launches for " +
+                              std::to_string(prog.steps.size()) + " steps");
+  std::set<std::string> defined;
+  for (const CudaModule &module : program_.modules)
+    defined.insert(module.kernels.begin(), module.kernels.end());
+  for (size_t s = 0; s < prog.steps.size(); ++s) {
+    const Step &step = prog.steps[s];
+    const CudaLaunch &launch = program_.launches[s];
+    bool needsKernel = step.kind != StepKind::Matmul && step.kind != StepKind::Copy;
+    if (needsKernel != !launch.kernel.empty())
+      throwError(prog.name, stepWhere(prog, s) + (needsKernel ? ": no kernel to launch" : ": launches a kernel"));
+    if (!needsKernel)
+      continue;
+    if (!defined.count(launch.kernel))
+      throwError(prog.name, stepWhere(prog, s) + ": kernel '" + launch.kernel + "' is in no module");
+    if (launch.grid < 0 || launch.grid > INT32_MAX || launch.block < 1 || launch.block > 1024 ||
+        launch.sharedBytes < 0 || launch.sharedBytes > (int64_t(1) << 20))
+      throwError(prog.name, stepWhere(prog, s) + ": bad launch: grid " + std::to_string(launch.grid) + ", block " +
+                                std::to_string(launch.block) + ", shared " + std::to_string(launch.sharedBytes));
+  }
+}
+
+DevicePtr Executable::resolve(const BufferRef &ref) const {
+  DevicePtr base = ref.space == BufferRef::Space::Arena ? arena_ : arguments_[size_t(ref.argument)];
+  return base + DevicePtr(ref.offset);
+}
+
+void Executable::setArgument(const std::string &name, const HostTensor &value) {
+  size_t index = argumentIndex(program_.program, name);
+  checkArgumentValue(program_.program, index, value);
+  device_->copyToDevice(arguments_[index], value.data(), int64_t(value.byteSize()));
+}
+
+HostTensor Executable::argument(const std::string &name) const {
+  size_t index = argumentIndex(program_.program, name);
+  const ArgumentSpec &arg = program_.program.arguments[index];
+  HostTensor value(arg.dtype, arg.shape);
+  device_->copyToHost(value.data(), arguments_[index], int64_t(value.byteSize()));
+  return value;
+}
+
+void Executable::queueStep(size_t index) {
+  const Step &step = program_.program.steps[index];
+  const std::vector<DevicePtr> &pointers = pointers_[index];
+  switch (step.kind) {
+  case StepKind::Matmul:
+    device_->matmul(matmuls_[index], pointers[0], pointers[1], pointers[2]);
+    return;
+  case StepKind::Copy:
+    if (step.result.bytes > 0 && pointers[1] != pointers[0])
+      device_->copyOnDevice(pointers[1], pointers[0], step.result.bytes);
+    return;
+  default:
+    if (program_.launches[index].grid > 0)
+      device_->launch(kernels_[index], program_.launches[index], pointers);
+    return;
+  }
+}
+
+void Executable::queueUpdates() {
+  const Program &prog = program_.program;
+  for (size_t s = 0; s < stagedUpdates_.size(); ++s) {
+    const BufferRef &source = prog.updates[stagedUpdates_[s]].source;
+    device_->copyOnDevice(staging_[s], resolve(source), source.bytes);
+  }
+  size_t nextStaged = 0;
+  for (size_t i = 0; i < prog.updates.size(); ++i) {
+    const UpdateSpec &update = prog.updates[i];
+    DevicePtr source = resolve(update.source);
+    if (nextStaged < stagedUpdates_.size() && stagedUpdates_[nextStaged] == i)
+      source = staging_[nextStaged++];
+    DevicePtr target = arguments_[size_t(update.argument)];
+    if (source != target && update.source.bytes > 0) // else the plan wrote it in place
+      device_->copyOnDevice(target, source, update.source.bytes);
+  }
+}
+
+void Executable::run() {
+  const Program &prog = program_.program;
+  if (runs_ == 0) {
+    // Eagerly, one step at a time: a failing kernel is named here, and lazy
+    // loading happens outside any capture.
+    for (size_t s = 0; s < prog.steps.size(); ++s) {
+      queueStep(s);
+      try {
+        device_->synchronize();
+      } catch (const Error &e) {
+        throwError(prog.name, stepWhere(prog, s) + ": " + e.what());
+      }
+    }
+    queueUpdates();
+  } else if (!options_.graph) {
+    for (size_t s = 0; s < prog.steps.size(); ++s)
+      queueStep(s);
+    queueUpdates();
+  } else {
+    if (!graph_) {
+      device_->beginCapture();
+      try {
+        for (size_t s = 0; s < prog.steps.size(); ++s)
+          queueStep(s);
+        queueUpdates();
+      } catch (...) {
+        try {
+          device_->releaseGraph(device_->endCapture());
+        } catch (const Error &) {
+          // The capture failed: the first error is the one to report.
+        }
+        throw;
+      }
+      graph_ = device_->endCapture();
+    }
+    device_->launchGraph(graph_);
+  }
+  ++runs_;
+}
+
+void Executable::synchronize() { device_->synchronize(); }
+
+HostTensor Executable::result(size_t i) const {
+  const Program &prog = program_.program;
+  if (i >= prog.results.size())
+    throwError(prog.name, "no result #" + std::to_string(i) + " (" + std::to_string(prog.results.size()) + " results)");
+  const ResultSpec &spec = prog.results[i];
+  HostTensor value(spec.dtype, spec.shape);
+  device_->copyToHost(value.data(), resolve(spec.buffer), int64_t(value.byteSize()));
+  return value;
+}
+
+HostTensor Executable::result(const std::string &name) const {
+  const Program &prog = program_.program;
+  for (size_t i = 0; i < prog.results.size(); ++i)
+    if (prog.results[i].name == name)
+      return result(i);
+  throwError(prog.name, "no result named '" + name + "'");
+}
+
+void Executable::saveArguments(const std::string &path, const std::vector<ArgumentRole> &roles) const {
+  TensorMap tensors;
+  for (const ArgumentSpec &arg : program_.program.arguments)
+    if (std::find(roles.begin(), roles.end(), arg.role) != roles.end())
+      tensors.emplace(arg.name, argument(arg.name));
+  writeSafetensors(path, tensors);
+}
+
+size_t Executable::loadArguments(const std::string &path) {
+  TensorMap tensors = readSafetensors(path);
+  std::vector<std::pair<size_t, const HostTensor *>> loads = matchCheckpoint(program_.program, tensors, path);
+  for (const auto &[index, tensor] : loads)
+    device_->copyToDevice(arguments_[index], tensor->data(), int64_t(tensor->byteSize()));
+  return loads.size();
+}
+
+} // namespace cuda
+} // namespace kiln
