@@ -25,6 +25,12 @@ CudaCompiled compileForCuda(const Graph &planned, const std::string &arch) {
   return out;
 }
 
+std::unique_ptr<cuda::Executable> compileCudaExecutable(const Graph &planned, std::shared_ptr<cuda::Device> device,
+                                                        cuda::ExecutableOptions options) {
+  CudaCompiled compiled = compileForCuda(planned, device->info().arch);
+  return std::make_unique<cuda::Executable>(std::move(*compiled.program), std::move(device), options);
+}
+
 std::string cudaText(const CudaCompiled &compiled, const std::string &what) {
   std::string text;
   for (size_t m = 0; m < compiled.program->modules.size(); ++m) {

@@ -2,6 +2,8 @@
 // NVRTC cubin/PTX, which runtime/cuda/Executable.h runs.
 #pragma once
 
+#include "runtime/cuda/Executable.h"
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +25,13 @@ struct CudaCompiled {
 /// for an op the backend cannot compile or NVRTC's log when a kernel fails,
 /// and when this build has no CUDA backend.
 CudaCompiled compileForCuda(const Graph &planned, const std::string &arch = "sm_90");
+
+/// Compiles a graph on which `plan-memory` ran for `device` (NVRTC for its
+/// compute capability, through the disk cache) and loads it there: the
+/// executable of a GPU training step or forward pass. kiln::Error as
+/// compileForCuda, and for the device's failures (out of memory, no driver).
+std::unique_ptr<cuda::Executable> compileCudaExecutable(const Graph &planned, std::shared_ptr<cuda::Device> device,
+                                                        cuda::ExecutableOptions options = {});
 
 /// The kernels as one text: `what` "cuda" (the CUDA C++ of every module) or
 /// "ptx" (NVRTC's PTX of every module).

@@ -12,6 +12,12 @@ CudaCompiled compileForCuda(const Graph &, const std::string &) {
                  "-DKILN_ENABLE_CUDA=ON)");
 }
 
+std::unique_ptr<cuda::Executable> compileCudaExecutable(const Graph &, std::shared_ptr<cuda::Device>,
+                                                        cuda::ExecutableOptions) {
+  throwError("", "this build has no CUDA backend (the CUDA toolkit was not found; configure with "
+                 "-DKILN_ENABLE_CUDA=ON)");
+}
+
 std::string cudaText(const CudaCompiled &, const std::string &) { return ""; }
 
 void dumpCudaKernels(const CudaCompiled &, const std::string &) {}
