@@ -1,5 +1,6 @@
-// kiln: the command-line compiler: print, compile (training steps as IR until
-// the backends land), check-grad, run (on the reference interpreter).
+// kiln: the command-line compiler: print, compile (IR, CPU code and
+// executables, CUDA C++ and PTX), check-grad, run (on the reference
+// interpreter, the CPU or a GPU).
 #include "CommandLine.h"
 #include "PipelineFlags.h"
 #include "compiler/CpuBackend.h"
@@ -32,6 +33,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <set>
@@ -73,10 +75,10 @@ commands:
       N random elements (default 4). Prints the worst relative error per
       param; exits 1 above the tolerance.
 
-  run FILE [--target=interp|cpu] [--train --optimizer=NAME [--lr=X] ...] [--graph=NAME] [--inputs=FEEDS]
-           [--seed=N] [--steps=N] [--precision=native|f64]
+  run FILE [--target=interp|cpu|cuda] [--train --optimizer=NAME [--lr=X] ...] [--graph=NAME]
+           [--inputs=FEEDS] [--seed=N] [--steps=N] [--precision=native|f64]
            [--output=OUT.safetensors] [--check-numerics] [--memory-limit=BYTES]
-           [--profile] [--trace=FILE.json]
+           [--profile] [--trace=FILE.json] [--no-cuda-graph]
       Runs a graph and prints a summary of its results. --inputs is a comma
       list of FILE.safetensors and NAME=FILE.npy entries and may give any
       graph argument by name (inputs, params, state); the others get seeded
@@ -88,7 +90,10 @@ commands:
       kernel or library call) holding a NaN or infinity; a graph whose live
       values in the interpreter (on the CPU: arena and argument buffers) would
       exceed --memory-limit (default: the physical memory) is refused before
-      it runs.
+      it runs (--target=cuda: more than the GPU's memory).
+      --target=cuda compiles the kernels with NVRTC for the first GPU and
+      runs the step there, captured as a CUDA graph from the second run on
+      (--no-cuda-graph: kernel by kernel every run).
       --profile (--target=cpu) prints the time of every step entry (kernel
       or library call) per run, slowest first, over the runs after the first
       (all of them with --steps=1); --trace=FILE.json writes the last run's
@@ -188,30 +193,52 @@ int printCommand(const kiln::CommandLine &cl) {
 kiln::OptimizerOptions optimizerOptions(const kiln::CommandLine &cl);
 uint64_t physicalMemoryBytes();
 
-#ifdef KILN_HAVE_CPU_BACKEND
-/// Refuses a planned graph whose CPU program (its arena and its argument
-/// buffers) would exceed --memory-limit (default: the physical memory),
-/// before anything is allocated.
-void checkCpuMemory(const kiln::Graph &planned, const std::string &file, const kiln::CommandLine &cl) {
+/// The bytes a planned graph's program holds: its arena (rounded as the
+/// backends round it) and its arguments' buffers.
+std::pair<int64_t, int64_t> programBytes(const kiln::Graph &planned) {
   int64_t arena = 0, arguments = 0;
   for (const auto &node : planned.nodes())
     for (const kiln::BufferSlice &slice : kiln::nodeBuffers(*node))
       if (slice.isArena())
         arena = std::max(arena, slice.end);
-  arena = (arena + 63) / 64 * 64; // as the CPU backend rounds it
+  arena = (arena + 63) / 64 * 64;
   for (const auto &arg : planned.arguments())
     arguments += arg->value.type.numElements() * int64_t(kiln::dtypeSize(arg->value.type.dtype));
+  return {arena, arguments};
+}
+
+/// Refuses a planned graph whose arena and argument buffers exceed `limit`
+/// (--memory-limit when given, else `fallback`, described by `what`).
+void checkProgramMemory(const kiln::Graph &planned, const std::string &file, const kiln::CommandLine &cl,
+                        uint64_t fallback, const std::string &what) {
+  auto [arena, arguments] = programBytes(planned);
   uint64_t needed = uint64_t(arena) + uint64_t(arguments);
   bool given = cl.has("--memory-limit");
-  uint64_t limit = given ? cl.getUnsigned("--memory-limit", 0) : physicalMemoryBytes();
+  uint64_t limit = given ? cl.getUnsigned("--memory-limit", 0) : fallback;
   if (needed <= limit)
     return;
   kiln::throwError(planned.loc().toString().empty() ? file : planned.loc().toString(),
                    "@" + planned.name() + " needs " + std::to_string(needed) + " bytes (arena " +
-                       std::to_string(arena) + " + arguments " + std::to_string(arguments) +
-                       "), more than " +
-                       (given ? "--memory-limit " + std::to_string(limit)
-                              : std::string("the physical memory (--memory-limit sets a limit)")));
+                       std::to_string(arena) + " + arguments " + std::to_string(arguments) + "), more than " +
+                       (given ? "--memory-limit " + std::to_string(limit) : what + " (--memory-limit sets a limit)"));
+}
+
+#ifdef KILN_HAVE_CUDA_RUNTIME
+/// --target=cuda: the device's memory is the default limit.
+void checkDeviceMemory(const kiln::Graph &planned, const std::string &file, const kiln::CommandLine &cl,
+                       const kiln::cuda::Device &device) {
+  checkProgramMemory(planned, file, cl, uint64_t(device.info().memoryBytes),
+                     "the memory of " + device.info().name + " (" + std::to_string(device.info().memoryBytes) +
+                         " bytes)");
+}
+#endif
+
+#ifdef KILN_HAVE_CPU_BACKEND
+/// Refuses a planned graph whose CPU program (its arena and its argument
+/// buffers) would exceed --memory-limit (default: the physical memory),
+/// before anything is allocated.
+void checkCpuMemory(const kiln::Graph &planned, const std::string &file, const kiln::CommandLine &cl) {
+  checkProgramMemory(planned, file, cl, physicalMemoryBytes(), "the physical memory");
 }
 
 /// --check-numerics: the first NaN or infinity of a float argument, located
@@ -234,98 +261,171 @@ void checkArgumentsFinite(const kiln::Graph &graph, const TensorMap &arguments) 
 }
 #endif
 
-/// `kiln run --target=cpu`: the graph (or, with --train, its training step)
-/// through the default pipeline, compiled by the CPU backend and run.
+/// What `kiln run --target=cpu|cuda` share: the graph (or, with --train, its
+/// training step) through the default pipeline, and every argument's value
+/// (--inputs, else the file's weights, else seeded random values).
+struct CompiledRun {
+  std::string file;
+  uint64_t seed = 0, steps = 1;
+  std::unique_ptr<kiln::Graph> graph; // planned
+  TensorMap arguments;
+  double passesMs = 0;
+};
+
+/// `checkMemory` sees the planned graph before any argument is read or allocated.
+CompiledRun prepareCompiledRun(const kiln::CommandLine &cl,
+                               const std::function<void(const kiln::Graph &, const std::string &)> &checkMemory) {
+  CompiledRun run;
+  run.seed = cl.getUnsigned("--seed", 0);
+  run.steps = cl.getUnsigned("--steps", 1);
+  if (run.steps == 0)
+    kiln::throwError("", "--steps must be at least 1");
+  run.file = cl.positional()[0];
+  kiln::Module module = kiln::loadModuleFile(run.file);
+  const kiln::Graph &model = selectGraph(module, cl.get("--graph"), run.file);
+  checkFeeds(model, module.weights, run.file + " weights");
+  run.graph = cl.has("--train") ? kiln::buildTrainingStep(model, optimizerOptions(cl), cl.get("--loss"))
+                                : kiln::cloneGraph(model);
+  auto start = std::chrono::steady_clock::now();
+  kiln::runPasses(*run.graph, kiln::parsePassPipeline(kiln::defaultPipeline()));
+  run.passesMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  checkMemory(*run.graph, run.file);
+  TensorMap feeds;
+  if (cl.has("--inputs"))
+    feeds = loadFeeds(*run.graph, cl.get("--inputs"));
+  // Argument values by name (the pipeline keeps the arguments' names and types).
+  for (const auto &arg : run.graph->arguments()) {
+    if (feeds.count(arg->name))
+      run.arguments[arg->name] = feeds.at(arg->name);
+    else if (module.weights.count(arg->name))
+      run.arguments[arg->name] = module.weights.at(arg->name);
+    else
+      run.arguments[arg->name] = kiln::defaultArgumentValue(*arg, run.seed);
+  }
+  return run;
+}
+
+/// With --steps > 1, a line per step: `step 3/20 loss=4.5 (1.23 ms)`.
+void printStepLine(const CompiledRun &run, uint64_t step, const std::function<HostTensor(size_t)> &result,
+                   size_t results, double ms) {
+  if (run.steps == 1)
+    return;
+  std::string line = "step " + std::to_string(step + 1) + "/" + std::to_string(run.steps);
+  for (size_t i = 0; i < results; ++i) {
+    HostTensor r = result(i);
+    if (r.numElements() == 1) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, " %s=%.6g", run.graph->resultName(i).c_str(), r.getDouble(0));
+      line += buf;
+    }
+  }
+  char timing[48];
+  std::snprintf(timing, sizeof timing, " (%.2f ms)", ms);
+  std::cout << line << timing << "\n";
+}
+
+/// After the last step: a summary of each result, and --output (the results
+/// and the updated params and state).
+void finishCompiledRun(const kiln::CommandLine &cl, const CompiledRun &run, const std::string &target,
+                       const std::function<HostTensor(size_t)> &result, size_t results,
+                       const std::function<HostTensor(const std::string &)> &argument) {
+  const kiln::Graph &graph = *run.graph;
+  std::cout << "@" << graph.name() << " on " << target << ", seed " << run.seed << ", " << run.steps << " step"
+            << (run.steps == 1 ? "" : "s") << ":\n";
+  TensorMap outputs;
+  for (size_t i = 0; i < results; ++i) {
+    HostTensor r = result(i);
+    std::cout << "  " << summarize(graph.resultName(i), r) << "\n";
+    outputs[graph.resultName(i)] = r;
+  }
+  if (!graph.updates().empty())
+    std::cout << "  updated " << graph.updates().size() << " params/state\n";
+  if (cl.has("--output")) {
+    for (const kiln::Update &u : graph.updates())
+      outputs[u.target->name] = argument(u.target->name);
+    kiln::writeSafetensors(cl.get("--output"), outputs);
+  }
+}
+
+/// `kiln run --target=cpu`: compiled by the CPU backend and run.
 int runOnCpu(const kiln::CommandLine &cl) {
 #ifndef KILN_HAVE_CPU_BACKEND
   kiln::throwError("", "this build has no CPU backend (configure with -DKILN_ENABLE_CPU_BACKEND=ON)");
 #else
-  uint64_t seed = cl.getUnsigned("--seed", 0);
-  uint64_t steps = cl.getUnsigned("--steps", 1);
-  if (steps == 0)
-    kiln::throwError("", "--steps must be at least 1");
-  const std::string file = cl.positional()[0];
-  kiln::Module module = kiln::loadModuleFile(file);
-  const kiln::Graph &model = selectGraph(module, cl.get("--graph"), file);
-  checkFeeds(model, module.weights, file + " weights");
-  std::unique_ptr<kiln::Graph> graph = cl.has("--train")
-      ? kiln::buildTrainingStep(model, optimizerOptions(cl), cl.get("--loss"))
-      : kiln::cloneGraph(model);
-  auto compileStart = std::chrono::steady_clock::now();
-  kiln::runPasses(*graph, kiln::parsePassPipeline(kiln::defaultPipeline()));
-  double compileMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                               compileStart).count();
-  checkCpuMemory(*graph, file, cl); // before any argument or buffer is allocated
-  TensorMap feeds;
-  if (cl.has("--inputs"))
-    feeds = loadFeeds(*graph, cl.get("--inputs"));
-  // Argument values by name (the pipeline keeps the arguments' names and types).
-  TensorMap arguments;
-  for (const auto &arg : graph->arguments()) {
-    if (feeds.count(arg->name))
-      arguments[arg->name] = feeds.at(arg->name);
-    else if (module.weights.count(arg->name))
-      arguments[arg->name] = module.weights.at(arg->name);
-    else
-      arguments[arg->name] = kiln::defaultArgumentValue(*arg, seed);
-  }
+  CompiledRun run = prepareCompiledRun(cl, [&](const kiln::Graph &planned, const std::string &file) {
+    checkCpuMemory(planned, file, cl); // before any argument or buffer is allocated
+  });
+  kiln::Graph &graph = *run.graph;
   if (cl.has("--check-numerics"))
-    checkArgumentsFinite(*graph, arguments);
-  compileStart = std::chrono::steady_clock::now();
-  std::unique_ptr<kiln::CpuCompiled> compiled = kiln::compileForCpu(*graph);
-  compileMs += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                         compileStart).count();
+    checkArgumentsFinite(graph, run.arguments);
+  auto compileStart = std::chrono::steady_clock::now();
+  std::unique_ptr<kiln::CpuCompiled> compiled = kiln::compileForCpu(graph);
+  double compileMs = run.passesMs + std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                                              compileStart).count();
   kiln::cpu::Executable &exe = *compiled->executable;
   exe.setCheckNumerics(cl.has("--check-numerics"));
-  for (const auto &[name, value] : arguments)
+  for (const auto &[name, value] : run.arguments)
     exe.setArgument(name, value);
-  std::printf("@%s compiled for the CPU in %.0f ms (%zu steps, arena %lld bytes)\n",
-              graph->name().c_str(), compileMs, exe.program().steps.size(),
-              (long long)exe.program().arenaBytes);
+  std::printf("@%s compiled for the CPU in %.0f ms (%zu steps, arena %lld bytes)\n", graph.name().c_str(), compileMs,
+              exe.program().steps.size(), (long long)exe.program().arenaBytes);
   // Profiled: every run after the first (which pays for page faults), or
   // the one run of --steps=1.
   bool profiling = cl.has("--profile") || cl.has("--trace");
   kiln::cpu::Profile profile;
   profile.trace = cl.has("--trace");
-  for (uint64_t step = 0; step < steps; ++step) {
+  auto result = [&](size_t i) { return exe.result(i); };
+  for (uint64_t step = 0; step < run.steps; ++step) {
     auto start = std::chrono::steady_clock::now();
-    exe.run(profiling && (step > 0 || steps == 1) ? &profile : nullptr);
+    exe.run(profiling && (step > 0 || run.steps == 1) ? &profile : nullptr);
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    if (steps > 1) {
-      std::string line = "step " + std::to_string(step + 1) + "/" + std::to_string(steps);
-      for (size_t i = 0; i < exe.numResults(); ++i) {
-        HostTensor r = exe.result(i);
-        if (r.numElements() == 1) {
-          char buf[64];
-          std::snprintf(buf, sizeof buf, " %s=%.6g", graph->resultName(i).c_str(), r.getDouble(0));
-          line += buf;
-        }
-      }
-      char timing[48];
-      std::snprintf(timing, sizeof timing, " (%.2f ms)", ms);
-      std::cout << line << timing << "\n";
-    }
+    printStepLine(run, step, result, exe.numResults(), ms);
   }
-  std::cout << "@" << graph->name() << " on cpu, seed " << seed << ", " << steps << " step"
-            << (steps == 1 ? "" : "s") << ":\n";
-  TensorMap outputs;
-  for (size_t i = 0; i < exe.numResults(); ++i) {
-    HostTensor r = exe.result(i);
-    std::cout << "  " << summarize(graph->resultName(i), r) << "\n";
-    outputs[graph->resultName(i)] = r;
-  }
-  if (!graph->updates().empty())
-    std::cout << "  updated " << graph->updates().size() << " params/state\n";
-  if (cl.has("--output")) {
-    for (const kiln::Update &u : graph->updates())
-      outputs[u.target->name] = exe.argument(u.target->name);
-    kiln::writeSafetensors(cl.get("--output"), outputs);
-  }
+  finishCompiledRun(cl, run, "cpu", result, exe.numResults(),
+                    [&](const std::string &name) { return exe.argument(name); });
   if (cl.has("--profile"))
-    std::cout << "profile of @" << graph->name() << ", " << kiln::cpu::numThreads() << " threads:\n"
+    std::cout << "profile of @" << graph.name() << ", " << kiln::cpu::numThreads() << " threads:\n"
               << kiln::cpu::formatProfile(exe.program(), profile);
   if (cl.has("--trace"))
     kiln::writeFileAtomically(cl.get("--trace"), kiln::cpu::formatChromeTrace(exe.program(), profile));
+  return 0;
+#endif
+}
+
+/// `kiln run --target=cuda`: compiled by NVRTC for the first GPU and run
+/// there, the step captured as a CUDA graph from its second run on
+/// (--no-cuda-graph: launched kernel by kernel every run).
+int runOnCuda(const kiln::CommandLine &cl) {
+#ifndef KILN_HAVE_CUDA_RUNTIME
+  kiln::throwError("", "this build has no CUDA backend (configure with -DKILN_ENABLE_CUDA=ON)");
+#else
+  if (cl.has("--check-numerics"))
+    kiln::throwError("", "--check-numerics is an option of --target=interp|cpu (not yet of cuda)");
+  std::shared_ptr<kiln::cuda::Device> device = kiln::cuda::openCudaDevice(0);
+  CompiledRun run = prepareCompiledRun(cl, [&](const kiln::Graph &planned, const std::string &file) {
+    checkDeviceMemory(planned, file, cl, *device);
+  });
+  kiln::Graph &graph = *run.graph;
+  kiln::cuda::ExecutableOptions options;
+  options.graph = !cl.has("--no-cuda-graph");
+  auto compileStart = std::chrono::steady_clock::now();
+  std::unique_ptr<kiln::cuda::Executable> exe = kiln::compileCudaExecutable(graph, device, options);
+  double compileMs = run.passesMs + std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                                              compileStart).count();
+  for (const auto &[name, value] : run.arguments)
+    exe->setArgument(name, value);
+  std::printf("@%s compiled for %s (%s) in %.0f ms (%zu steps, arena %lld bytes, %lld device bytes)\n",
+              graph.name().c_str(), device->info().name.c_str(), device->info().arch.c_str(), compileMs,
+              exe->program().steps.size(), (long long)exe->program().arenaBytes, (long long)exe->deviceBytes());
+  auto result = [&](size_t i) { return exe->result(i); };
+  for (uint64_t step = 0; step < run.steps; ++step) {
+    auto start = std::chrono::steady_clock::now();
+    exe->run();
+    exe->synchronize();
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    printStepLine(run, step, result, exe->numResults(), ms);
+  }
+  finishCompiledRun(cl, run, "cuda", result, exe->numResults(),
+                    [&](const std::string &name) { return exe->argument(name); });
   return 0;
 #endif
 }
@@ -360,13 +460,18 @@ int runCommand(const kiln::CommandLine &cl) {
   std::string target = cl.get("--target", "interp");
   if (target != "cpu" && (cl.has("--profile") || cl.has("--trace")))
     kiln::throwError("", "--profile and --trace are options of --target=cpu");
+  if (cl.has("--no-cuda-graph") && target != "cuda")
+    kiln::throwError("", "--no-cuda-graph is an option of --target=cuda");
   if (target == "cpu")
     return runOnCpu(cl);
+  if (target == "cuda")
+    return runOnCuda(cl);
   if (target != "interp")
     kiln::throwError("", "unknown target '" + target + "' (this build has: interp" +
-                             std::string(kiln::cpuBackendAvailable() ? ", cpu" : "") + ")");
+                             std::string(kiln::cpuBackendAvailable() ? ", cpu" : "") +
+                             std::string(kiln::cudaBackendAvailable() ? ", cuda" : "") + ")");
   if (cl.has("--train"))
-    kiln::throwError("", "--train is for --target=cpu; for the interpreter, build the step "
+    kiln::throwError("", "--train is for --target=cpu|cuda; for the interpreter, build the step "
                          "with `kiln compile --train` and run that");
   std::string precisionName = cl.get("--precision", "native");
   if (precisionName != "native" && precisionName != "f64")
@@ -752,7 +857,7 @@ int run(int argc, char **argv) {
     kiln::CommandLine cl({"--target", "--graph", "--inputs", "--seed", "--steps", "--precision",
                           "--optimizer", "--lr", "--momentum", "--weight-decay", "--clip-norm", "--loss",
                           "--output", "--memory-limit", "--trace"},
-                         {"--train", "--check-numerics", "--profile"});
+                         {"--train", "--check-numerics", "--profile", "--no-cuda-graph"});
     cl.parse(argc, argv, 2);
     return runCommand(cl);
   }
