@@ -259,6 +259,13 @@ private:
   std::vector<std::vector<std::unique_ptr<Scope>>> suspended_;
   std::unordered_map<const Value *, size_t> inputs_; // value -> parameter index
   std::set<const Value *> uniform_;                   // the same element everywhere
+  // The element the loop computes: its flat index and coordinates in
+  // `rootShape_`. An input of that shape read there is read at the flat
+  // index (no index arithmetic), or from a vector loaded before the lanes.
+  const Shape *rootShape_ = nullptr;
+  std::string rootIndex_;
+  Coords rootCoords_;
+  std::map<size_t, std::string> lanes_; // parameter index -> its float4/int4 of this iteration
   std::string globals_;                               // literal tables
   bool rowMode_ = false;
   bool narrow_ = false; // int index arithmetic
@@ -297,7 +304,15 @@ std::string Emitter::at(const Value *v, Coords coords) {
     return hit->second;
   std::string result;
   if (auto in = inputs_.find(v); in != inputs_.end()) {
-    std::string element = "p" + std::to_string(in->second) + "[" + linear(coords, v->type.shape.strides()).expr + "]";
+    // (A root of one element has no coordinate to match: any read is a scalar's.)
+    bool root = rootShape_ && v->type.shape == *rootShape_ && depthOf(rootCoords_) > 0 &&
+                coords.size() == rootCoords_.size() &&
+                std::equal(coords.begin(), coords.end(), rootCoords_.begin(),
+                           [](const Coord &a, const Coord &b) { return a.expr == b.expr; });
+    std::string element = "p" + std::to_string(in->second) + "[" +
+                          (root ? rootIndex_ : linear(coords, v->type.shape.strides()).expr) + "]";
+    if (root && lanes_.count(in->second))
+      element = "(&" + lanes_.at(in->second) + ".x)[u]";
     result = define(depth, computeType(v->type.dtype), loadExpr(element, v->type.dtype));
   } else if (v->node) {
     result = compute(*v->node, coords, depth);
@@ -701,37 +716,79 @@ CudaKernel Emitter::run() {
     for (const auto &g : groups)
       most = std::max(most, yields[g[0]]->type.numElements());
     kernel.launch.block = 256;
-    kernel.launch.grid = std::clamp<int64_t>((most + 255) / 256, 1, 65535);
     kernel.strategy = "loop";
     signature += "__launch_bounds__(256) ";
-    int d = openLoop(0, "for (kiln_idx i = blockIdx.x * (kiln_idx)blockDim.x + threadIdx.x; i < " + ll(most) +
-                            "; i += (kiln_idx)gridDim.x * (kiln_idx)blockDim.x) {");
-    std::vector<std::pair<size_t, std::string>> values;
-    std::vector<std::string> indices, guards;
-    std::vector<const std::vector<size_t> *> live;
-    for (const auto &g : groups) {
-      const Shape &shape = yields[g[0]]->type.shape;
-      int64_t total = shape.numElements();
-      if (total == 0)
-        continue;
-      std::string index = total < most ? define(d, "kiln_idx", "min(i, " + ll(total - 1) + ")") : "i";
-      Coords coords = unflatten(Coord{index, d}, shape.dims());
-      for (size_t r : g)
-        values.emplace_back(r, at(yields[r], coords));
-      indices.push_back(index);
-      guards.push_back(total < most ? "i < " + ll(total) : "");
-      live.push_back(&g);
+    // 16-byte loads and stores: one shape of 4-byte results, a multiple of 4
+    // elements; each thread computes 4 consecutive elements (lanes) from the
+    // float4/int4 of every input of that shape.
+    auto vectorType = [](DType t) { return t == DType::F32 ? "float4" : t == DType::I32 ? "int4" : ""; };
+    bool vector = groups.size() == 1 && most >= 4 && most % 4 == 0 &&
+                  std::all_of(yields.begin(), yields.end(), [&](const Value *y) { return *vectorType(y->type.dtype); });
+    if (vector) {
+      const Shape &shape = yields[0]->type.shape;
+      int64_t quads = most / 4;
+      kernel.launch.grid = std::clamp<int64_t>((quads + 255) / 256, 1, 65535);
+      kernel.launch.alignment = 16;
+      int d = openLoop(0, "for (kiln_idx q = blockIdx.x * (kiln_idx)blockDim.x + threadIdx.x; q < " + ll(quads) +
+                              "; q += (kiln_idx)gridDim.x * (kiln_idx)blockDim.x) {");
+      for (size_t i = 0; i < inputs.size(); ++i) {
+        const char *type = vectorType(inputs[i]->type.dtype);
+        if (!*type || inputs[i]->type.shape != shape || uniform_.count(inputs[i]))
+          continue;
+        lanes_[i] = fresh("x");
+        line(d, "const " + std::string(type) + " " + lanes_[i] + " = reinterpret_cast<const " + type + "*>(p" +
+                    std::to_string(i) + ")[q];");
+      }
+      for (size_t r : groups[0])
+        line(d, std::string(vectorType(yields[r]->type.dtype)) + " y" + std::to_string(r) + ";");
+      int e = openLoop(d, "#pragma unroll\n" + std::string(size_t(2 * d + 2), ' ') + "for (int u = 0; u < 4; ++u) {");
+      line(e, "const kiln_idx i = q * 4 + u;");
+      rootShape_ = &shape, rootIndex_ = "i", rootCoords_ = unflatten(Coord{"i", e}, shape.dims());
+      std::vector<std::string> values;
+      for (size_t r : groups[0])
+        values.push_back(at(yields[r], rootCoords_));
+      for (size_t n = 0; n < groups[0].size(); ++n) {
+        size_t r = groups[0][n];
+        line(e, "(&y" + std::to_string(r) + ".x)[u] = " + storeExpr(values[n], yields[r]->type.dtype) + ";");
+      }
+      closeLoop();
+      for (size_t r : groups[0])
+        line(d, "reinterpret_cast<" + std::string(vectorType(yields[r]->type.dtype)) + "*>(r" + std::to_string(r) +
+                    ")[q] = y" + std::to_string(r) + ";");
+      closeLoop();
+    } else {
+      kernel.launch.grid = std::clamp<int64_t>((most + 255) / 256, 1, 65535);
+      int d = openLoop(0, "for (kiln_idx i = blockIdx.x * (kiln_idx)blockDim.x + threadIdx.x; i < " + ll(most) +
+                              "; i += (kiln_idx)gridDim.x * (kiln_idx)blockDim.x) {");
+      std::vector<std::pair<size_t, std::string>> values;
+      std::vector<std::string> indices, guards;
+      std::vector<const std::vector<size_t> *> live;
+      for (const auto &g : groups) {
+        const Shape &shape = yields[g[0]]->type.shape;
+        int64_t total = shape.numElements();
+        if (total == 0)
+          continue;
+        std::string index = total < most ? define(d, "kiln_idx", "min(i, " + ll(total - 1) + ")") : "i";
+        Coords coords = unflatten(Coord{index, d}, shape.dims());
+        rootShape_ = &shape, rootIndex_ = index, rootCoords_ = coords;
+        for (size_t r : g)
+          values.emplace_back(r, at(yields[r], coords));
+        indices.push_back(index);
+        guards.push_back(total < most ? "i < " + ll(total) : "");
+        live.push_back(&g);
+      }
+      rootShape_ = nullptr;
+      size_t v = 0;
+      for (size_t gi = 0; gi < live.size(); ++gi) {
+        if (!guards[gi].empty())
+          line(d, "if (" + guards[gi] + ") {");
+        for (size_t n = 0; n < live[gi]->size(); ++n, ++v)
+          store(d, values[v].first, indices[gi], values[v].second);
+        if (!guards[gi].empty())
+          line(d, "}");
+      }
+      closeLoop();
     }
-    size_t v = 0;
-    for (size_t gi = 0; gi < live.size(); ++gi) {
-      if (!guards[gi].empty())
-        line(d, "if (" + guards[gi] + ") {");
-      for (size_t n = 0; n < live[gi]->size(); ++n, ++v)
-        store(d, values[v].first, indices[gi], values[v].second);
-      if (!guards[gi].empty())
-        line(d, "}");
-    }
-    closeLoop();
   }
 
   std::string params;

@@ -16,6 +16,9 @@ namespace kiln {
 struct CudaLaunch {
   std::string kernel; // extern "C" name; empty: the step launches no kernel (matmul, copy)
   int64_t grid = 0, block = 0, sharedBytes = 0;
+  /// Every pointer argument must be a multiple of this many bytes (16: the
+  /// kernel loads and stores float4/int4); the Executable checks it.
+  int64_t alignment = 1;
 };
 
 /// One translation unit of kernels: its CUDA C++ (code generation), then

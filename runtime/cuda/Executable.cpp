@@ -64,6 +64,11 @@ Executable::Executable(CudaProgram program, std::shared_ptr<Device> device, Exec
         pointers.push_back(resolve(ref));
       const CudaLaunch &launch = program_.launches[s];
       kernels_.push_back(launch.kernel.empty() ? 0 : byName.at(launch.kernel));
+      for (DevicePtr ptr : pointers)
+        if (launch.alignment > 1 && ptr % DevicePtr(launch.alignment) != 0)
+          throwError(prog.name, stepWhere(prog, s) + ": kernel '" + launch.kernel + "' needs " +
+                                    std::to_string(launch.alignment) + "-byte aligned buffers, one is at offset " +
+                                    std::to_string(ptr % 256) + " mod 256");
       MatmulHandle matmul = 0;
       if (step.kind == StepKind::Matmul) {
         const MatmulParams &p = step.matmul;
@@ -132,7 +137,8 @@ void Executable::checkLaunches() const {
     if (!defined.count(launch.kernel))
       throwError(prog.name, stepWhere(prog, s) + ": kernel '" + launch.kernel + "' is in no module");
     if (launch.grid < 0 || launch.grid > INT32_MAX || launch.block < 1 || launch.block > 1024 ||
-        launch.sharedBytes < 0 || launch.sharedBytes > (int64_t(1) << 20))
+        launch.sharedBytes < 0 || launch.sharedBytes > (int64_t(1) << 20) || launch.alignment < 1 ||
+        launch.alignment > 256 || (launch.alignment & (launch.alignment - 1)) != 0)
       throwError(prog.name, stepWhere(prog, s) + ": bad launch: grid " + std::to_string(launch.grid) + ", block " +
                                 std::to_string(launch.block) + ", shared " + std::to_string(launch.sharedBytes));
   }

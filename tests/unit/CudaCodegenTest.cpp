@@ -214,7 +214,8 @@ graph @bias_grad(%x: f32[128,512] input) -> (f32[512]) {
 )", strategy);
   EXPECT_EQ(strategy, "loop") << k.source;
   EXPECT_EQ(k.launch.block, 256);
-  EXPECT_EQ(k.launch.grid, 2); // 512 outputs
+  EXPECT_EQ(k.launch.grid, 1); // 512 outputs, 4 per thread (float4 stores)
+  EXPECT_NE(k.source.find("reinterpret_cast<float4*>(r0)[q]"), std::string::npos) << k.source;
   EXPECT_EQ(k.source.find("kiln_block_reduce"), std::string::npos) << k.source;
   EXPECT_NE(k.source.find("< 128; ++k"), std::string::npos) << k.source; // the serial loop over rows
   EXPECT_NE(k.source.find("typedef int kiln_idx;"), std::string::npos) << k.source; // 32-bit index arithmetic
@@ -231,10 +232,29 @@ graph @ew(%a: i32[1000] input, %b: i32[1000] input, %x: f32[1000] input) -> (i32
 }
 )", strategy);
   EXPECT_EQ(strategy, "loop");
-  EXPECT_NE(k.source.find("i += (kiln_idx)gridDim.x * (kiln_idx)blockDim.x"), std::string::npos) << k.source;
+  // 1000 elements: 4 per thread, every operand and the result as 16-byte vectors.
+  EXPECT_NE(k.source.find("q += (kiln_idx)gridDim.x * (kiln_idx)blockDim.x"), std::string::npos) << k.source;
+  for (const char *load : {"reinterpret_cast<const int4*>(p0)[q]", "reinterpret_cast<const int4*>(p1)[q]",
+                           "reinterpret_cast<const float4*>(p2)[q]", "reinterpret_cast<int4*>(r0)[q]"})
+    EXPECT_NE(k.source.find(load), std::string::npos) << load << "\n" << k.source;
+  EXPECT_EQ(k.launch.alignment, 16);
   EXPECT_NE(k.source.find("kiln_idiv("), std::string::npos) << k.source;
   EXPECT_NE(k.source.find("kiln_f2i32("), std::string::npos) << k.source;
   EXPECT_NE(k.source.find("kiln_wadd("), std::string::npos) << k.source;
+}
+
+TEST(CudaCodegen, ElementCountsNotAMultipleOf4AreScalarLoops) {
+  std::string strategy;
+  CudaKernel k = onlyKernel(R"(
+graph @ew(%a: f32[1001] input, %b: f32[1001] input) -> (f32[1001]) {
+  %0 = mul %a, %b : f32[1001]
+  return %0
+}
+)", strategy);
+  EXPECT_NE(k.source.find("i += (kiln_idx)gridDim.x * (kiln_idx)blockDim.x"), std::string::npos) << k.source;
+  EXPECT_EQ(k.source.find("float4"), std::string::npos) << k.source;
+  EXPECT_NE(k.source.find("p0[i]"), std::string::npos) << k.source; // no index arithmetic for same-shape reads
+  EXPECT_EQ(k.launch.alignment, 1);
 }
 
 TEST(CudaCodegen, TensorsOf2To30ElementsUseLongLongIndices) {
@@ -246,7 +266,7 @@ graph @big(%x: f32[32768,32768] input) -> (f32[32768,32768]) {
 }
 )", strategy);
   EXPECT_NE(k.source.find("typedef long long kiln_idx;"), std::string::npos) << k.source;
-  EXPECT_NE(k.source.find("i < 1073741824LL"), std::string::npos) << k.source;
+  EXPECT_NE(k.source.find("q < 268435456LL"), std::string::npos) << k.source; // 2^30 elements, 4 per thread
   EXPECT_EQ(k.launch.grid, 65535); // capped: the loop strides over the rest
   CudaProgram p;
   p.modules.push_back(CudaModule{"big", cudaPreamble() + k.source, {k.launch.kernel}, "", ""});

@@ -32,6 +32,8 @@ const char *kShim = R"(// Host emulation of the CUDA features Kiln's generated k
 #include <vector>
 using std::isnan; using std::min; using std::max;
 struct KilnDim3 { unsigned x = 0, y = 1, z = 1; };
+struct alignas(16) float4 { float x, y, z, w; };
+struct alignas(16) int4 { int x, y, z, w; };
 static thread_local KilnDim3 threadIdx, blockIdx, blockDim, gridDim;
 #define __global__
 #define __device__
