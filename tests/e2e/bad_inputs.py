@@ -157,9 +157,16 @@ CASES = [
      ["kiln", "run", "TMP/a.kir", "--output=TMP/no/such/dir/out.safetensors"],
      "TMP/no/such/dir/out.safetensors: error: cannot write file: No such file or directory"),
     ("unknown-target", {"a.kir": GOOD_KIR}, ["kiln", "run", "TMP/a.kir", "--target=tpu"],
-     # The targets listed depend on the build (the CPU backend is optional).
-     ("kiln: error: unknown target 'tpu' (this build has: interp)",
-      "kiln: error: unknown target 'tpu' (this build has: interp, cpu)")),
+     # The targets listed depend on the build (the CPU and CUDA backends are optional).
+     tuple("kiln: error: unknown target 'tpu' (this build has: %s)" % targets
+           for targets in ("interp", "interp, cpu", "interp, cuda", "interp, cpu, cuda"))),
+    ("cuda-without-driver", {"a.kir": GOOD_KIR}, ["kiln", "run", "TMP/a.kir", "--target=cuda"],
+     "cuda: error: no CUDA driver: dlopen(\"libcuda.so.1\") failed: libcuda.so.1: cannot open shared object "
+     "file: No such file or directory", {"no-gpu": True}),
+    ("cuda-graph-flag-on-cpu", {"a.kir": GOOD_KIR}, ["kiln", "run", "TMP/a.kir", "--no-cuda-graph"],
+     "kiln: error: --no-cuda-graph is an option of --target=cuda"),
+    ("cuda-check-numerics", {"a.kir": GOOD_KIR}, ["kiln", "run", "TMP/a.kir", "--target=cuda", "--check-numerics"],
+     "kiln: error: --check-numerics is an option of --target=interp|cpu (not yet of cuda)", {"cuda": True}),
     ("bad-steps", {"a.kir": GOOD_KIR}, ["kiln", "run", "TMP/a.kir", "--steps=many"],
      "kiln: error: option '--steps' expects a non-negative integer, got 'many'"),
     ("unknown-option", {"a.kir": GOOD_KIR}, ["kiln", "print", "TMP/a.kir", "--jsn"],
@@ -631,12 +638,20 @@ def main():
     # Whether this build has the CPU backend: the targets it lists.
     probe = subprocess.run([os.path.join(args.bin_dir, "kiln"), "run", "none.kir", "--target=?"],
                            capture_output=True, text=True, timeout=60)
-    has_cpu = "interp, cpu)" in probe.stderr
+    has_cpu = ", cpu" in probe.stderr
+    has_cuda = ", cuda)" in probe.stderr
+    # A machine with a driver (its libcuda.so.1 loads) cannot show the no-driver error.
+    has_driver = any(os.path.exists(os.path.join(d, "libcuda.so.1")) for d in
+                     ("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/local/cuda/compat", "/usr/lib/wsl/lib"))
     failures = skipped = 0
     for name, files, argv, expected, *extra in CASES:
         how = extra[0] if extra else {}
         if how.get("cpu") and not has_cpu:
             print(f"skip {name} (no CPU backend in this build)")
+            skipped += 1
+            continue
+        if (how.get("cuda") or how.get("no-gpu")) and not has_cuda or how.get("no-gpu") and has_driver:
+            print(f"skip {name} (" + ("a CUDA driver is installed" if has_cuda else "no CUDA backend in this build") + ")")
             skipped += 1
             continue
         with tempfile.TemporaryDirectory() as tmp:
