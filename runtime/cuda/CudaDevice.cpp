@@ -132,7 +132,7 @@ const Driver &driver() {
       if (r != CUDA_SUCCESS) {
         const char *name = nullptr;
         d.getErrorName(r, &name);
-        d.error = std::string("the CUDA driver did not start: cuInit: ") + (name ? name : "?");
+        d.error = std::string("no CUDA device: the driver did not start (cuInit: ") + (name ? name : "?") + ")";
       }
     }
     return d;
