@@ -86,10 +86,45 @@ template <typename Fn> void forEachPlane(const WindowParams &p, int64_t workPerP
     fn(plane);
 }
 
+/// 2x2 windows at stride 2 without padding (the usual pooling): each input
+/// is in at most one window, so the windows can be computed side by side in
+/// vector registers, branch-free, with firstMaximum's semantics.
+bool isPlain2x2(const WindowParams &p) {
+  return p.kh == 2 && p.kw == 2 && p.strideH == 2 && p.strideW == 2 && p.padH == 0 && p.padW == 0 &&
+         p.oh * 2 <= p.h && p.ow * 2 <= p.w;
+}
+
+/// Which of a window's 4 values (row-major) firstMaximum picks: the first
+/// NaN, else the first maximum. `k` is 0-3; `value` its value.
+template <typename T> struct FirstOf4 {
+  int k;
+  T value;
+  FirstOf4(T a, T b, T c, T d) : k(0), value(a) {
+    step(b, 1), step(c, 2), step(d, 3);
+  }
+  void step(T v, int index) {
+    bool take = !std::isnan(value) && (std::isnan(v) || v > value);
+    k = take ? index : k;
+    value = take ? v : value;
+  }
+};
+
 } // namespace
 
 template <typename T> void maxPool2d(const WindowParams &p, const T *x, T *y) {
   int64_t inPlane = p.h * p.w, outPlane = p.oh * p.ow;
+  if (isPlain2x2(p)) {
+    forEachPlane(p, outPlane * 4, [&](int64_t plane) {
+      const T *xs = x + plane * inPlane;
+      T *ys = y + plane * outPlane;
+      for (int64_t oh = 0; oh < p.oh; ++oh) {
+        const T *top = xs + 2 * oh * p.w, *bottom = top + p.w;
+        for (int64_t ow = 0; ow < p.ow; ++ow)
+          ys[oh * p.ow + ow] = FirstOf4<T>(top[2 * ow], top[2 * ow + 1], bottom[2 * ow], bottom[2 * ow + 1]).value;
+      }
+    });
+    return;
+  }
   forEachPlane(p, outPlane * p.kh * p.kw, [&](int64_t plane) {
     const T *xs = x + plane * inPlane;
     T *ys = y + plane * outPlane;
@@ -124,6 +159,29 @@ template <typename T> void avgPool2d(const WindowParams &p, const T *x, T *y) {
 
 template <typename T> void maxPool2dGrad(const WindowParams &p, const T *x, const T *dy, T *dx) {
   int64_t inPlane = p.h * p.w, outPlane = p.oh * p.ow;
+  if (isPlain2x2(p)) {
+    // One contribution per input at most: dx is dy at each window's first
+    // maximum and 0 elsewhere (the same bits as the double sum rounded).
+    forEachPlane(p, outPlane * 4, [&](int64_t plane) {
+      const T *xs = x + plane * inPlane, *dys = dy + plane * outPlane;
+      T *dxs = dx + plane * inPlane;
+      if (p.oh * 2 < p.h || p.ow * 2 < p.w)
+        std::fill_n(dxs, inPlane, T(0)); // rows or columns no window covers
+      for (int64_t oh = 0; oh < p.oh; ++oh) {
+        const T *top = xs + 2 * oh * p.w, *bottom = top + p.w;
+        T *dtop = dxs + 2 * oh * p.w, *dbottom = dtop + p.w;
+        for (int64_t ow = 0; ow < p.ow; ++ow) {
+          int k = FirstOf4<T>(top[2 * ow], top[2 * ow + 1], bottom[2 * ow], bottom[2 * ow + 1]).k;
+          T g = dys[oh * p.ow + ow];
+          dtop[2 * ow] = k == 0 ? g : T(0);
+          dtop[2 * ow + 1] = k == 1 ? g : T(0);
+          dbottom[2 * ow] = k == 2 ? g : T(0);
+          dbottom[2 * ow + 1] = k == 3 ? g : T(0);
+        }
+      }
+    });
+    return;
+  }
   forEachPlane(p, outPlane * p.kh * p.kw, [&](int64_t plane) {
     const T *xs = x + plane * inPlane, *dys = dy + plane * outPlane;
     double *sums = scratch<double>(inPlane);

@@ -260,6 +260,7 @@ TEST(CpuKernels, PoolingMatchesInterpreterExactly) {
       {2, 2, 5, 6, 3, 2, 1, 1, 1, 1}, // stride 1: each input in many windows
       {3, 4, 9, 9, 4, 4, 3, 3, 2, 2}, // padding half the window
       {8, 16, 12, 12, 2, 2, 2, 2, 0, 0}, // enough planes for the parallel loop
+      {2, 3, 7, 9, 2, 2, 2, 2, 0, 0}, // 2x2 tiles leaving the last row and column uncovered
   };
   std::mt19937 rng(3);
   enum class Values { Random, Ties, Negative, WithNaN };
