@@ -157,7 +157,7 @@ StepLayout matmulLayout(const Step &step) {
     layout.why = "unsupported dtype " + std::string(dtypeName(p.dtype)) + " (f32 or f64)";
   else if (!allWithin(0, {p.batch, p.m, p.n, p.k}))
     layout.why = "invalid sizes";
-  else if (!fitsBlas({p.m, p.n, p.k}))
+  else if (!fitsBlas({p.batch, p.m, p.n, p.k}))
     layout.why = "too large for 32-bit BLAS";
   if (!layout.why.empty())
     return layout;

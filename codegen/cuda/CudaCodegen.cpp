@@ -705,6 +705,9 @@ CudaKernel Emitter::run() {
       closeLoop();
     }
     if (!perRow.empty()) {
+      // Every thread has read the row's operands before thread 0 writes the
+      // row's results (which the plan may have placed in an operand's buffer).
+      line(d, "__syncthreads();");
       line(d, "if (threadIdx.x == 0) {");
       for (const auto &[r, value] : perRow)
         store(d, r, "row", value);
@@ -797,6 +800,7 @@ CudaKernel Emitter::run() {
   for (size_t r = 0; r < yields.size(); ++r)
     params += (params.empty() ? "" : ", ") + cudaStorageType(yields[r]->type.dtype) + "* r" + std::to_string(r);
   kernel.launch.kernel = name_;
+  kernel.launch.parameters = int64_t(inputs.size() + yields.size());
   kernel.source = "// " + std::string(opName(node_.kind())) +
                   (body ? " (" + node_.attr("kind").asString() + ")" : std::string()) + ": " + kernel.strategy +
                   " kernel\n" + globals_ + signature + name_ + "(" + params + ") {\n  typedef " +

@@ -229,7 +229,10 @@ CudaKernel generateLibraryKernel(const Step &step, const std::string &name) {
   CudaKernel kernel;
   kernel.strategy = "library";
   kernel.source = "// " + step.name + ": library kernel\n" + fill(body, v);
-  kernel.launch = CudaLaunch{name, std::clamp<int64_t>((total + 255) / 256, 1, 65535), 256, 0};
+  kernel.launch.kernel = name;
+  kernel.launch.grid = std::clamp<int64_t>((total + 255) / 256, 1, 65535);
+  kernel.launch.block = 256;
+  kernel.launch.parameters = int64_t(step.operands.size()) + 1; // operands, then the result
   return kernel;
 }
 

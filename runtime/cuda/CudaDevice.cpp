@@ -248,9 +248,20 @@ public:
     int version = 0;
     check(d.driverGetVersion(&version), "cuDriverGetVersion");
     info_.driver = std::to_string(version / 1000) + "." + std::to_string(version % 1000 / 10);
+    // NVRTC 13's cubins and libcublasLt.so.13 need a CUDA 13 driver: say so
+    // here rather than as a module-load or cuBLASLt error later.
+    if (version < CUDA_VERSION)
+      throwError("cuda", "the CUDA driver is " + info_.driver + ", older than the CUDA " +
+                             std::to_string(CUDA_VERSION / 1000) + "." + std::to_string(CUDA_VERSION % 1000 / 10) +
+                             " this build needs");
     check(d.primaryCtxRetain(&context_, device_), "cuDevicePrimaryCtxRetain");
-    makeCurrent();
-    check(d.streamCreate(&stream_, CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+    try {
+      makeCurrent();
+      check(d.streamCreate(&stream_, CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+    } catch (...) {
+      d.primaryCtxRelease(device_);
+      throw;
+    }
   }
 
   ~CudaDevice() override {
@@ -258,14 +269,12 @@ public:
     makeCurrentNoThrow();
     if (stream_)
       d.streamSynchronize(stream_);
+    for (auto &[handle, exec] : graphs_) // before what the graphs use
+      d.graphExecDestroy(exec);
     for (auto &[handle, plan] : matmuls_)
       destroyPlan(plan);
     if (blasHandle_)
       blas().destroy(blasHandle_);
-    if (workspace_)
-      d.memFree(workspace_);
-    for (auto &[handle, exec] : graphs_)
-      d.graphExecDestroy(exec);
     for (auto &[handle, module] : modules_)
       d.moduleUnload(module);
     for (auto &[handle, event] : events_)
@@ -310,19 +319,29 @@ public:
   int64_t peakAllocatedBytes() const override { return peak_; }
 
   void copyToDevice(DevicePtr to, const void *from, int64_t bytes) override {
+    if (bytes <= 0)
+      return;
     makeCurrent();
     check(driver().memcpyHtoDAsync(to, from, size_t(bytes), stream_), "cuMemcpyHtoDAsync");
     synchronize();
   }
   void copyToHost(void *to, DevicePtr from, int64_t bytes) override {
+    if (bytes <= 0)
+      return;
     makeCurrent();
     check(driver().memcpyDtoHAsync(to, from, size_t(bytes), stream_), "cuMemcpyDtoHAsync");
     synchronize();
   }
   void copyOnDevice(DevicePtr to, DevicePtr from, int64_t bytes) override {
+    if (bytes <= 0)
+      return;
+    makeCurrent();
     check(driver().memcpyDtoDAsync(to, from, size_t(bytes), stream_), "cuMemcpyDtoDAsync");
   }
   void fill(DevicePtr to, uint8_t byte, int64_t bytes) override {
+    if (bytes <= 0)
+      return;
+    makeCurrent();
     check(driver().memsetD8Async(to, byte, size_t(bytes), stream_), "cuMemsetD8Async");
   }
 
@@ -343,11 +362,13 @@ public:
     makeCurrentNoThrow();
     driver().moduleUnload(it->second);
     modules_.erase(it);
+    for (auto f = functions_.begin(); f != functions_.end();)
+      f = f->second.first == module ? functions_.erase(f) : std::next(f);
   }
   KernelHandle kernel(ModuleHandle module, const std::string &name) override {
     CUfunction f = nullptr;
     check(driver().moduleGetFunction(&f, modules_.at(module), name.c_str()), "cuModuleGetFunction(" + name + ")");
-    functions_[next_] = f;
+    functions_[next_] = {module, f};
     return next_++;
   }
   void launch(KernelHandle kernel, const CudaLaunch &launch, const std::vector<DevicePtr> &pointers) override {
@@ -355,7 +376,8 @@ public:
     std::vector<void *> params;
     for (CUdeviceptr &v : values)
       params.push_back(&v);
-    check(driver().launchKernel(functions_.at(kernel), unsigned(launch.grid), 1, 1, unsigned(launch.block), 1, 1,
+    makeCurrent();
+    check(driver().launchKernel(functions_.at(kernel).second, unsigned(launch.grid), 1, 1, unsigned(launch.block), 1, 1,
                                 unsigned(launch.sharedBytes), stream_, params.data(), nullptr),
           "cuLaunchKernel(" + launch.kernel + ", grid " + std::to_string(launch.grid) + ", block " +
               std::to_string(launch.block) + ")");
@@ -366,50 +388,57 @@ public:
     const Blas &b = blas();
     if (!b.error.empty())
       throwError("cuda", b.error);
-    if (!blasHandle_) {
+    if (!blasHandle_)
       checkBlas(b.create(&blasHandle_), "cublasLtCreate");
+    if (!workspace_)
       workspace_ = allocate(kWorkspaceBytes);
-    }
     if (p.dtype != DType::F32 && p.dtype != DType::F64)
       throwError("cuBLASLt", "matmul of " + std::string(dtypeName(p.dtype)) + " (f32 or f64)");
     MatmulPlan plan;
     plan.f64 = p.dtype == DType::F64;
-    cudaDataType_t type = plan.f64 ? CUDA_R_64F : CUDA_R_32F;
-    // Exact f32 (TF32 off) or f64 arithmetic.
-    cublasComputeType_t compute = plan.f64 ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F;
-    checkBlas(b.descCreate(&plan.desc, compute, type), "cublasLtMatmulDescCreate");
-    // Row-major C[M,N] = op(A) op(B) is column-major C^T[N,M] = op(B)^T op(A)^T:
-    // cuBLASLt's A is our B and its B our A, with the transposes swapped in.
-    int32_t opA = p.transposeB ? CUBLAS_OP_T : CUBLAS_OP_N, opB = p.transposeA ? CUBLAS_OP_T : CUBLAS_OP_N;
-    checkBlas(b.descSet(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA), "TRANSA");
-    checkBlas(b.descSet(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB), "TRANSB");
-    // Column-major shapes of the stored matrices: ours [rows, cols] row-major is [cols, rows] column-major.
-    auto layout = [&](cublasLtMatrixLayout_t &l, int64_t rows, int64_t cols) {
-      // Row-major [rows, cols] = column-major [cols, rows] with leading dimension cols.
-      checkBlas(b.layoutCreate(&l, type, uint64_t(cols), uint64_t(rows), cols), "cublasLtMatrixLayoutCreate");
-      int32_t count = int32_t(p.batch);
-      int64_t stride = rows * cols;
-      checkBlas(b.layoutSet(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count), "BATCH_COUNT");
-      checkBlas(b.layoutSet(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride),
-                "STRIDED_BATCH_OFFSET");
-    };
-    // Stored shapes: A is [k, m] when transposed else [m, k]; B [n, k] or [k, n]; C [m, n].
-    layout(plan.b, p.transposeA ? p.k : p.m, p.transposeA ? p.m : p.k);
-    layout(plan.a, p.transposeB ? p.n : p.k, p.transposeB ? p.k : p.n);
-    layout(plan.c, p.m, p.n);
     cublasLtMatmulPreference_t preference = nullptr;
-    checkBlas(b.preferenceCreate(&preference), "cublasLtMatmulPreferenceCreate");
-    uint64_t workspace = uint64_t(kWorkspaceBytes);
-    checkBlas(b.preferenceSet(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace, sizeof workspace),
-              "PREF_MAX_WORKSPACE_BYTES");
-    // What the caller guarantees of every pointer (and batch): wider loads when aligned.
-    for (auto attribute : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-                           CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
-      checkBlas(b.preferenceSet(preference, attribute, &alignment, sizeof alignment), "PREF_MIN_ALIGNMENT");
     cublasLtMatmulHeuristicResult_t result{};
     int found = 0;
-    cublasStatus_t status =
-        b.heuristic(blasHandle_, plan.desc, plan.a, plan.b, plan.c, plan.c, preference, 1, &result, &found);
+    cublasStatus_t status = CUBLAS_STATUS_SUCCESS;
+    try {
+      cudaDataType_t type = plan.f64 ? CUDA_R_64F : CUDA_R_32F;
+      // Exact f32 (TF32 off) or f64 arithmetic.
+      cublasComputeType_t compute = plan.f64 ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F;
+      checkBlas(b.descCreate(&plan.desc, compute, type), "cublasLtMatmulDescCreate");
+      // Row-major C[M,N] = op(A) op(B) is column-major C^T[N,M] = op(B)^T op(A)^T:
+      // cuBLASLt's A is our B and its B our A, with the transposes swapped in.
+      int32_t opA = p.transposeB ? CUBLAS_OP_T : CUBLAS_OP_N, opB = p.transposeA ? CUBLAS_OP_T : CUBLAS_OP_N;
+      checkBlas(b.descSet(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA), "TRANSA");
+      checkBlas(b.descSet(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB), "TRANSB");
+      // Column-major shapes of the stored matrices: ours [rows, cols] row-major is [cols, rows] column-major.
+      auto layout = [&](cublasLtMatrixLayout_t &l, int64_t rows, int64_t cols) {
+        // Row-major [rows, cols] = column-major [cols, rows] with leading dimension cols.
+        checkBlas(b.layoutCreate(&l, type, uint64_t(cols), uint64_t(rows), cols), "cublasLtMatrixLayoutCreate");
+        int32_t count = int32_t(p.batch);
+        int64_t stride = rows * cols;
+        checkBlas(b.layoutSet(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count), "BATCH_COUNT");
+        checkBlas(b.layoutSet(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride),
+                  "STRIDED_BATCH_OFFSET");
+      };
+      // Stored shapes: A is [k, m] when transposed else [m, k]; B [n, k] or [k, n]; C [m, n].
+      layout(plan.b, p.transposeA ? p.k : p.m, p.transposeA ? p.m : p.k);
+      layout(plan.a, p.transposeB ? p.n : p.k, p.transposeB ? p.k : p.n);
+      layout(plan.c, p.m, p.n);
+      checkBlas(b.preferenceCreate(&preference), "cublasLtMatmulPreferenceCreate");
+      uint64_t workspace = uint64_t(kWorkspaceBytes);
+      checkBlas(b.preferenceSet(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace, sizeof workspace),
+                "PREF_MAX_WORKSPACE_BYTES");
+      // What the caller guarantees of every pointer (and batch): wider loads when aligned.
+      for (auto attribute : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                             CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
+        checkBlas(b.preferenceSet(preference, attribute, &alignment, sizeof alignment), "PREF_MIN_ALIGNMENT");
+      status = b.heuristic(blasHandle_, plan.desc, plan.a, plan.b, plan.c, plan.c, preference, 1, &result, &found);
+    } catch (...) {
+      if (preference)
+        b.preferenceDestroy(preference);
+      destroyPlan(plan);
+      throw;
+    }
     b.preferenceDestroy(preference);
     std::string shape = "[" + std::to_string(p.batch) + " x " + std::to_string(p.m) + "x" + std::to_string(p.k) +
                         " @ " + std::to_string(p.k) + "x" + std::to_string(p.n) + "]";
@@ -430,6 +459,7 @@ public:
     matmuls_.erase(it);
   }
   void matmul(MatmulHandle handle, DevicePtr a, DevicePtr b, DevicePtr c) override {
+    makeCurrent();
     const MatmulPlan &plan = matmuls_.at(handle);
     float one = 1, zero = 0;
     double oneD = 1, zeroD = 0;
@@ -459,11 +489,21 @@ public:
     CUresult r = driver().graphInstantiate(&exec, graph, 0);
     driver().graphDestroy(graph);
     check(r, "cuGraphInstantiateWithFlags");
-    check(driver().graphUpload(exec, stream_), "cuGraphUpload");
+    r = driver().graphUpload(exec, stream_);
+    if (r != CUDA_SUCCESS) {
+      driver().graphExecDestroy(exec);
+      check(r, "cuGraphUpload");
+    }
     graphs_[next_] = exec;
     return next_++;
   }
+  void abortCapture() noexcept override {
+    CUgraph graph = nullptr;
+    if (driver().streamEndCapture(stream_, &graph) == CUDA_SUCCESS && graph)
+      driver().graphDestroy(graph);
+  }
   void launchGraph(GraphHandle graph) override {
+    makeCurrent();
     check(driver().graphLaunch(graphs_.at(graph), stream_), "cuGraphLaunch");
   }
   void releaseGraph(GraphHandle graph) noexcept override {
@@ -527,7 +567,7 @@ private:
   std::map<DevicePtr, int64_t> allocations_;
   int64_t allocated_ = 0, peak_ = 0;
   std::map<ModuleHandle, CUmodule> modules_;
-  std::map<KernelHandle, CUfunction> functions_;
+  std::map<KernelHandle, std::pair<ModuleHandle, CUfunction>> functions_;
   std::map<MatmulHandle, MatmulPlan> matmuls_;
   std::map<GraphHandle, CUgraphExec> graphs_;
   std::map<EventHandle, CUevent> events_;

@@ -19,6 +19,9 @@ struct CudaLaunch {
   /// Every pointer argument must be a multiple of this many bytes (16: the
   /// kernel loads and stores float4/int4); the Executable checks it.
   int64_t alignment = 1;
+  /// How many pointers the kernel takes (its operands, then its results);
+  /// the Executable checks the step passes as many.
+  int64_t parameters = 0;
 };
 
 /// One translation unit of kernels: its CUDA C++ (code generation), then

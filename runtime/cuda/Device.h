@@ -87,6 +87,8 @@ public:
   /// throws after ending it). launchGraph queues the whole graph.
   virtual void beginCapture() = 0;
   virtual GraphHandle endCapture() = 0;
+  /// Ends a capture that failed, discarding what it recorded.
+  virtual void abortCapture() noexcept = 0;
   virtual void launchGraph(GraphHandle graph) = 0;
   virtual void releaseGraph(GraphHandle graph) noexcept = 0;
 

@@ -79,7 +79,9 @@ Executable::Executable(CudaProgram program, std::shared_ptr<Device> device, Exec
         if (p.batch > 1)
           for (int64_t stride : {p.m * p.k * es, p.k * p.n * es, p.m * p.n * es})
             alignment = std::min(alignment, alignmentOf(uint64_t(stride)));
-        matmul = device_->prepareMatmul(p, alignment);
+        // An empty product is no call; k = 0 is zeros (cuBLASLt is not asked either).
+        if (p.batch * p.m * p.n > 0 && p.k > 0)
+          matmul = device_->prepareMatmul(p, alignment);
       }
       matmuls_.push_back(matmul);
       pointers_.push_back(std::move(pointers));
@@ -136,6 +138,11 @@ void Executable::checkLaunches() const {
       continue;
     if (!defined.count(launch.kernel))
       throwError(prog.name, stepWhere(prog, s) + ": kernel '" + launch.kernel + "' is in no module");
+    int64_t pointers = int64_t(step.operands.size() + 1 + step.extraResults.size());
+    if (launch.parameters != pointers)
+      throwError(prog.name, stepWhere(prog, s) + ": kernel '" + launch.kernel + "' takes " +
+                                std::to_string(launch.parameters) + " pointers, the step passes " +
+                                std::to_string(pointers));
     if (launch.grid < 0 || launch.grid > INT32_MAX || launch.block < 1 || launch.block > 1024 ||
         launch.sharedBytes < 0 || launch.sharedBytes > (int64_t(1) << 20) || launch.alignment < 1 ||
         launch.alignment > 256 || (launch.alignment & (launch.alignment - 1)) != 0)
@@ -168,7 +175,10 @@ void Executable::queueStep(size_t index) {
   const std::vector<DevicePtr> &pointers = pointers_[index];
   switch (step.kind) {
   case StepKind::Matmul:
-    device_->matmul(matmuls_[index], pointers[0], pointers[1], pointers[2]);
+    if (matmuls_[index])
+      device_->matmul(matmuls_[index], pointers[0], pointers[1], pointers[2]);
+    else
+      device_->fill(pointers[2], 0, step.result.bytes);
     return;
   case StepKind::Copy:
     if (step.result.bytes > 0 && pointers[1] != pointers[0])
@@ -225,11 +235,7 @@ void Executable::run() {
           queueStep(s);
         queueUpdates();
       } catch (...) {
-        try {
-          device_->releaseGraph(device_->endCapture());
-        } catch (const Error &) {
-          // The capture failed: the first error is the one to report.
-        }
+        device_->abortCapture(); // the first error is the one to report
         throw;
       }
       graph_ = device_->endCapture();

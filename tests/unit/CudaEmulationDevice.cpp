@@ -322,6 +322,11 @@ cuda::GraphHandle EmulatedDevice::endCapture() {
   return next_++;
 }
 
+void EmulatedDevice::abortCapture() noexcept {
+  capturing_ = false;
+  recording_.clear();
+}
+
 void EmulatedDevice::launchGraph(cuda::GraphHandle graph) {
   notCapturing("launching a graph");
   for (const auto &op : graphs_.at(graph))

@@ -79,6 +79,7 @@ public:
   void synchronize() override;
   void beginCapture() override;
   cuda::GraphHandle endCapture() override;
+  void abortCapture() noexcept override;
   void launchGraph(cuda::GraphHandle graph) override;
   void releaseGraph(cuda::GraphHandle graph) noexcept override;
   cuda::EventHandle createEvent() override;

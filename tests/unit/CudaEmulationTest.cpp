@@ -146,6 +146,13 @@ TEST(CudaEmulation, ExecutableRejectsBrokenPrograms) {
       break;
     }
   expectError(badBlock, "bad launch");
+  CudaProgram fewerPointers = s.programs[gpt];
+  for (size_t st = 0; st < fewerPointers.program.steps.size(); ++st)
+    if (fewerPointers.program.steps[st].kind == StepKind::Kernel && fewerPointers.program.steps[st].operands.size() > 1) {
+      fewerPointers.program.steps[st].operands.pop_back();
+      break;
+    }
+  expectError(fewerPointers, "pointers, the step passes");
   CudaProgram outside = s.programs[gpt];
   outside.program.steps[0].result.offset = outside.program.arenaBytes;
   expectError(outside, "outside its buffer");
