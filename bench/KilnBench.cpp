@@ -2,15 +2,10 @@
 // their -infer forms) built with Kiln's C++ builder, compiled by the CPU
 // backend and timed, against this machine's peak sgemm rate measured in the
 // same run. bench/README.md says what is measured and how.
+#include "bench/BenchSupport.h"
 #include "compiler/CpuBackend.h"
-#include "compiler/FlopCount.h"
-#include "compiler/TrainingStep.h"
 #include "examples/models/Models.h"
-#include "ir/ArgumentValues.h"
 #include "ir/Graph.h"
-#include "ir/GraphEdit.h"
-#include "passes/PassManager.h"
-#include "passes/memory/MemoryReport.h"
 #include "runtime/Safetensors.h"
 #include "runtime/cpu/Executable.h"
 #include "runtime/cpu/Threads.h"
@@ -38,7 +33,9 @@ extern char **environ;
 namespace {
 
 using json = nlohmann::json;
-using Clock = std::chrono::steady_clock;
+using kiln::bench::Clock;
+using kiln::bench::secondsSince;
+using kiln::bench::splitList;
 
 const char *kUsage = R"(usage: kiln-bench [--workloads=LIST] [--steps=N] [--warmup=N] [--threads=N]
                   [--seed=S] [--json] [--export-dir=DIR] [--sgemm-size=N] [--sgemm-reps=N]
@@ -86,21 +83,6 @@ const std::vector<std::string> &allWorkloads() {
   return names;
 }
 
-std::vector<std::string> splitList(const std::string &list) {
-  std::vector<std::string> items;
-  size_t begin = 0;
-  while (begin <= list.size()) {
-    size_t comma = std::min(list.find(',', begin), list.size());
-    items.push_back(list.substr(begin, comma - begin));
-    begin = comma + 1;
-  }
-  return items;
-}
-
-double seconds(Clock::time_point since) {
-  return std::chrono::duration<double>(Clock::now() - since).count();
-}
-
 int64_t peakRssBytes() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
@@ -142,23 +124,9 @@ double measureSgemm(int n, int reps) {
   for (int r = 0; r < reps; ++r) {
     Clock::time_point start = Clock::now();
     call();
-    best = std::max(best, 2.0 * double(n) * n * n / seconds(start));
+    best = std::max(best, 2.0 * double(n) * n * n / secondsSince(start));
   }
   return best;
-}
-
-kiln::OptimizerOptions optimizerFor(const std::string &model) {
-  kiln::OptimizerOptions o; // shared/BENCHMARKS.md, CPU workloads
-  if (model == "gpt") {
-    o.kind = kiln::OptimizerKind::AdamW;
-    o.learningRate = 3e-4;
-    o.weightDecay = 0.01;
-  } else {
-    o.kind = kiln::OptimizerKind::Momentum;
-    o.learningRate = 0.01;
-    o.momentum = 0.9;
-  }
-  return o;
 }
 
 struct Compiled {
@@ -172,20 +140,10 @@ struct Compiled {
 Compiled compile(const kiln::Graph &model, const std::string &modelName, bool train) {
   Compiled c;
   Clock::time_point start = Clock::now();
-  c.graph = train ? kiln::buildTrainingStep(model, optimizerFor(modelName), "loss")
-                  : kiln::cloneGraph(model);
-  kiln::runPasses(*c.graph, kiln::parsePassPipeline(kiln::defaultPipeline()));
+  c.graph = kiln::bench::buildBenchmarkStep(model, modelName, train);
   c.cpu = kiln::compileForCpu(*c.graph);
-  c.seconds = seconds(start);
+  c.seconds = secondsSince(start);
   return c;
-}
-
-size_t resultIndex(const kiln::cpu::Executable &exe, const std::string &name) {
-  const auto &results = exe.program().results;
-  for (size_t i = 0; i < results.size(); ++i)
-    if (results[i].name == name)
-      return i;
-  kiln::throwError(exe.program().name, "has no result '" + name + "'");
 }
 
 /// One workload, in this process: what the parent prints for it.
@@ -197,36 +155,25 @@ json runWorkload(const std::string &workload, const Options &options) {
 
   // Cold: the first compile, with an empty kernel cache of its own; warm: the
   // second, which finds its kernels in that cache.
-  std::string cacheDir = (std::filesystem::temp_directory_path() / ("kiln-bench-cache-" + std::to_string(::getpid()))).string();
-  std::filesystem::remove_all(cacheDir);
-  ::setenv("KILN_CACHE_DIR", cacheDir.c_str(), 1);
-  Compiled compiled = compile(*model, modelName, train);
-  double warmSeconds = compile(*model, modelName, train).seconds; // freed at once
-  std::filesystem::remove_all(cacheDir);
+  Compiled compiled;
+  double warmSeconds = 0;
+  {
+    kiln::bench::FreshKernelCache cache("kiln-bench");
+    compiled = compile(*model, modelName, train);
+    warmSeconds = compile(*model, modelName, train).seconds; // freed at once
+  }
   const kiln::Graph &graph = *compiled.graph;
   kiln::cpu::Executable &exe = *compiled.cpu->executable;
 
   // Seeded random values: params from their initializers, inputs uniform in
   // their feed ranges (the same batch every step); lr from its default.
-  kiln::TensorMap exported;
-  for (const auto &arg : graph.arguments()) {
-    kiln::HostTensor value = kiln::defaultArgumentValue(*arg, options.seed);
-    if (arg->role == kiln::ArgRole::Input && arg->name != "lr") {
-      bool anyNonZero = false;
-      for (int64_t i = 0; i < value.numElements() && !anyNonZero; ++i)
-        anyNonZero = value.getDouble(i) != 0;
-      if (!anyNonZero)
-        kiln::throwError(workload, "input '" + arg->name + "' came out all zeros");
-    }
-    if (arg->role == kiln::ArgRole::Param ||
-        (arg->role == kiln::ArgRole::Input && arg->name != "lr"))
-      exported[arg->name] = value;
-    exe.setArgument(arg->name, value);
-  }
+  kiln::TensorMap exported = kiln::bench::setArgumentValues(
+      graph, options.seed, workload,
+      [&](const std::string &name, const kiln::HostTensor &value) { exe.setArgument(name, value); });
   if (!options.exportDir.empty())
     kiln::writeSafetensors(options.exportDir + "/" + modelName + ".safetensors", exported);
 
-  size_t loss = resultIndex(exe, "loss");
+  size_t loss = kiln::bench::resultIndex(exe.program(), "loss");
   std::vector<double> losses;
   for (uint64_t i = 0; i < std::max<uint64_t>(options.warmup, 2); ++i) {
     exe.run();
@@ -237,27 +184,16 @@ json runWorkload(const std::string &workload, const Options &options) {
   for (uint64_t i = 0; i < options.steps; ++i) {
     Clock::time_point start = Clock::now();
     exe.run();
-    stepMs.push_back(seconds(start) * 1e3);
+    stepMs.push_back(secondsSince(start) * 1e3);
   }
-  std::vector<double> sorted = stepMs;
-  std::sort(sorted.begin(), sorted.end());
-  size_t n = sorted.size();
-  double median = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
-
-  json memory = json::parse(kiln::memoryReport(graph, /*json=*/true));
-  kiln::FlopCount flops = kiln::countFlops(graph);
-  json out;
+  json out = kiln::bench::graphFigures(graph);
   out["name"] = workload;
   out["model"] = modelName;
   out["train"] = train;
   out["steps"] = options.steps;
-  out["median_ms"] = median;
-  out["min_ms"] = sorted.front();
+  out["median_ms"] = kiln::bench::median(stepMs);
+  out["min_ms"] = *std::min_element(stepMs.begin(), stepMs.end());
   out["step_ms"] = stepMs;
-  out["flops"] = flops.contraction;
-  out["elementwise_flops"] = flops.elementwise;
-  out["arena_bytes"] = memory.at("arena_bytes");
-  out["max_live_bytes"] = memory.at("max_live_bytes");
   out["program_steps"] = exe.program().steps.size();
   out["peak_rss_bytes"] = peakRssBytes();
   out["rss_start_bytes"] = rssStart;
@@ -361,13 +297,6 @@ void printTable(const json &report) {
               "peak RSS (compiles included); cold/warm = first compile (empty kernel cache) / second (cached kernels).\n");
 }
 
-std::string utcDate() {
-  std::time_t now = std::time(nullptr);
-  char text[64];
-  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
-  return text;
-}
-
 int run(int argc, char **argv) {
   kiln::CommandLine cl({"--workloads", "--steps", "--warmup", "--threads", "--seed", "--export-dir",
                         "--sgemm-size", "--sgemm-reps", "--worker"},
@@ -419,7 +348,7 @@ int run(int argc, char **argv) {
                                "' (expected mlp, cnn, gpt, mlp-infer, cnn-infer or gpt-infer)");
 
   json report;
-  report["date"] = utcDate();
+  report["date"] = kiln::bench::utcDate();
   report["threads"] = options.threads;
   report["threads_source"] = options.threadsSource;
   const char *waitPolicy = std::getenv("OMP_WAIT_POLICY");

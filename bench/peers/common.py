@@ -23,6 +23,16 @@ OPTIMIZERS = {
 # The input names of each model's graph: (inputs, labels).
 INPUTS = {"mlp": ("x", "labels"), "cnn": ("images", "labels"), "gpt": ("tokens", "targets")}
 GPT = {"vocab": 512, "d_model": 256, "heads": 4, "layers": 2, "block": 128}
+MLP = {"inputs": 784, "hidden": 512, "classes": 10}
+# shared/BENCHMARKS.md, GPU workloads (kiln-bench-gpu's buildWorkload): the
+# model, its configuration and the input batch's shape; the optimizers are
+# the CPU workloads' (OPTIMIZERS). With --tiny, the CPU workloads' sizes.
+GPU_WORKLOADS = {
+    "mlp-gpu": ("mlp", {"inputs": 4096, "hidden": 4096, "classes": 1000}, (4096,)),
+    "gpt2-gpu": ("gpt", {"vocab": 50257, "d_model": 768, "heads": 12, "layers": 12, "block": 1024},
+                 (8, 1024)),
+}
+TINY_WORKLOADS = {"mlp-gpu": ("mlp", MLP, (128,)), "gpt2-gpu": ("gpt", GPT, (8, 128))}
 
 
 def parse_workload(name):
@@ -52,11 +62,19 @@ def peak_rss_bytes():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
 
 
-def measure(step, loss_value, warmup, steps):
+def wall_clock(step, loss_value):
+    """Milliseconds of one step, waited for by loss_value."""
+    start = time.perf_counter()
+    loss_value(step())
+    return (time.perf_counter() - start) * 1e3
+
+
+def measure(step, loss_value, warmup, steps, timer=wall_clock):
     """Runs `step` (returns something `loss_value` turns into a float after
     waiting for it): warm-up steps, the first two of which give the losses and
     the first of which is timed apart (it includes any compilation), then
-    `steps` timed steps. Returns the report's timing fields."""
+    `steps` steps, each timed by `timer(step, loss_value)` (milliseconds).
+    Returns the report's timing fields."""
     losses = []
     first = None
     for i in range(max(warmup, 2)):
@@ -69,10 +87,7 @@ def measure(step, loss_value, warmup, steps):
             losses.append(value)
     times = []
     for _ in range(steps):
-        start = time.perf_counter()
-        out = step()
-        loss_value(out)
-        times.append((time.perf_counter() - start) * 1e3)
+        times.append(timer(step, loss_value))
     return {
         "median_ms": statistics.median(times),
         "min_ms": min(times),

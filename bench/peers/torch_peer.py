@@ -7,13 +7,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common import GPT, OPTIMIZERS
+from common import GPT, MLP, OPTIMIZERS
 
 
 class Mlp(nn.Module):
-    def __init__(self):
+    def __init__(self, inputs, hidden, classes):
         super().__init__()
-        self.fc1, self.fc2, self.fc3 = nn.Linear(784, 512), nn.Linear(512, 512), nn.Linear(512, 10)
+        self.fc1, self.fc2 = nn.Linear(inputs, hidden), nn.Linear(hidden, hidden)
+        self.fc3 = nn.Linear(hidden, classes)
 
     def forward(self, x):
         return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
@@ -88,8 +89,13 @@ class Gpt(nn.Module):
         return self.head(self.ln_f(x))
 
 
-def build(model, params):
-    net = {"mlp": Mlp, "cnn": Cnn, "gpt": lambda: Gpt(**GPT)}[model]()
+def build(model, params, config=None):
+    """The model (`config`: its sizes, default the CPU workload's) with the
+    values of `params` (numpy, by Kiln's names); None keeps torch's own init."""
+    config = config or {"mlp": MLP, "gpt": GPT}.get(model, {})
+    net = {"mlp": Mlp, "cnn": Cnn, "gpt": Gpt}[model](**config)
+    if params is None:
+        return net
     state = {k: torch.from_numpy(v) for k, v in params.items()}
     missing = set(net.state_dict()) ^ set(state)
     if missing:
@@ -106,15 +112,15 @@ def optimizer(model, net):
                              weight_decay=o["weight_decay"])
 
 
-def make_step(model, train, params, inputs, labels, compiled, threads):
-    """A function running one step; what it returns gives the loss."""
+def make_step(model, train, params, inputs, labels, compiled, threads, config=None, device="cpu"):
+    """A function running one step on `device`; what it returns gives the loss."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    net = build(model, params)
-    x = torch.from_numpy(inputs)
+    net = build(model, params, config).to(device)
+    x = torch.from_numpy(inputs).to(device)
     if model == "gpt":
         x = x.long()
-    y = torch.from_numpy(labels).long().reshape(-1)
+    y = torch.from_numpy(labels).long().reshape(-1).to(device)
     forward = torch.compile(net) if compiled else net
 
     def loss_of():
