@@ -6,6 +6,7 @@
 #include "ir/GraphEdit.h"
 #include "passes/PassManager.h"
 #include "passes/memory/MemoryReport.h"
+#include "runtime/CommandLine.h"
 #include "runtime/Error.h"
 #include "runtime/Program.h"
 
@@ -13,6 +14,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <iostream>
 #include <unistd.h>
 
 namespace kiln {
@@ -103,6 +105,48 @@ nlohmann::json graphFigures(const Graph &planned) {
           {"elementwise_flops", flops.elementwise},
           {"arena_bytes", memory.at("arena_bytes")},
           {"max_live_bytes", memory.at("max_live_bytes")}};
+}
+
+double addEfficiency(nlohmann::json &workload, double peakFlopsPerSecond) {
+  double flops = double(workload["flops"].get<int64_t>()), median = workload["median_ms"];
+  workload["limit_ms"] = flops / peakFlopsPerSecond * 1e3;
+  workload["efficiency"] = flops / peakFlopsPerSecond * 1e3 / median;
+  return flops / (median * 1e-3);
+}
+
+bool parseCommandLine(CommandLine &cl, int argc, char **argv, const char *usage) {
+  cl.parse(argc, argv, 1);
+  if (cl.has("--help") || cl.has("-h")) {
+    std::cout << usage;
+    return false;
+  }
+  if (!cl.positional().empty())
+    throwError("", "unexpected argument '" + cl.positional()[0] + "' (see --help)");
+  return true;
+}
+
+RunOptions readRunOptions(const CommandLine &cl, int sgemmSize, int sgemmReps, int maxSgemmSize) {
+  RunOptions o;
+  o.steps = cl.getUnsigned("--steps", 50);
+  o.warmup = cl.getUnsigned("--warmup", 5);
+  o.seed = cl.getUnsigned("--seed", 0);
+  o.exportDir = cl.get("--export-dir");
+  o.sgemmSize = int(std::min<uint64_t>(cl.getUnsigned("--sgemm-size", uint64_t(sgemmSize)), 1u << 30));
+  o.sgemmReps = int(std::min<uint64_t>(cl.getUnsigned("--sgemm-reps", uint64_t(sgemmReps)), 1u << 30));
+  if (o.steps < 1 || o.steps > 1000000)
+    throwError("", "--steps must be 1 to 1000000");
+  if (o.warmup < 2)
+    throwError("", "--warmup must be at least 2 (the first two steps give the losses)");
+  if (o.sgemmSize < 64 || o.sgemmSize > maxSgemmSize || o.sgemmReps < 1)
+    throwError("", "--sgemm-size must be 64 to " + std::to_string(maxSgemmSize) + " and --sgemm-reps at least 1");
+  return o;
+}
+
+void printReport(const nlohmann::json &report, bool asJson, void (*table)(const nlohmann::json &)) {
+  if (asJson)
+    std::cout << report.dump(1) << "\n";
+  else
+    table(report);
 }
 
 FreshKernelCache::FreshKernelCache(const std::string &tag) {

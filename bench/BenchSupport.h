@@ -20,6 +20,7 @@
 
 namespace kiln {
 
+class CommandLine;
 class Graph;
 struct Program;
 
@@ -57,6 +58,31 @@ size_t resultIndex(const Program &program, const std::string &name);
 /// FLOPs (countFlops: `flops` the contractions, `elementwise_flops`) and the
 /// memory plan's `arena_bytes` and `max_live_bytes` of a planned graph.
 nlohmann::json graphFigures(const Graph &planned);
+
+/// Sets `limit_ms` (FLOPs / peak) and `efficiency` (limit_ms / median_ms)
+/// of a workload's report from its `flops` and `median_ms`; returns its
+/// FLOP/s (flops / median).
+double addEfficiency(nlohmann::json &workload, double peakFlopsPerSecond);
+
+/// Parses argv[1..] into `cl`; false (after printing `usage`) for --help or
+/// -h; a kiln::Error for a positional argument.
+bool parseCommandLine(CommandLine &cl, int argc, char **argv, const char *usage);
+
+/// The options kiln-bench and kiln-bench-gpu share.
+struct RunOptions {
+  uint64_t steps = 50, warmup = 5, seed = 0;
+  std::string exportDir;
+  int sgemmSize = 0, sgemmReps = 0;
+};
+
+/// Reads --steps (default 50; 1 to 1000000), --warmup (5; at least 2),
+/// --seed (0), --export-dir, --sgemm-size (`sgemmSize`; 64 to `maxSgemmSize`)
+/// and --sgemm-reps (`sgemmReps`; at least 1); a kiln::Error for a value out
+/// of range.
+RunOptions readRunOptions(const CommandLine &cl, int sgemmSize, int sgemmReps, int maxSgemmSize);
+
+/// Prints `report`: as one JSON object (`asJson`) or by `table`.
+void printReport(const nlohmann::json &report, bool asJson, void (*table)(const nlohmann::json &));
 
 /// While alive: $KILN_CACHE_DIR is a new, empty temporary folder (so the next
 /// compile is cold); the folder is removed and the variable restored after.

@@ -4,6 +4,7 @@
 // same run. bench/README.md says what is measured and how.
 #include "bench/BenchSupport.h"
 #include "compiler/CpuBackend.h"
+#include "examples/common/ExampleMain.h"
 #include "examples/models/Models.h"
 #include "ir/Graph.h"
 #include "runtime/Safetensors.h"
@@ -68,13 +69,10 @@ countFlops (compiler/FlopCount.h): matmul and conv 2*M*N*K, their gradients
 included; elementwise ops are reported apart and not in GFLOP/s.
 )";
 
-struct Options {
+struct Options : kiln::bench::RunOptions {
   std::vector<std::string> workloads;
-  uint64_t steps = 50, warmup = 5, seed = 0;
   int threads = 1;
   std::string threadsSource;
-  std::string exportDir;
-  int sgemmSize = 2048, sgemmReps = 5;
 };
 
 const std::vector<std::string> &allWorkloads() {
@@ -301,26 +299,10 @@ int run(int argc, char **argv) {
   kiln::CommandLine cl({"--workloads", "--steps", "--warmup", "--threads", "--seed", "--export-dir",
                         "--sgemm-size", "--sgemm-reps", "--worker"},
                        {"--json", "--help", "-h"});
-  cl.parse(argc, argv, 1);
-  if (cl.has("--help") || cl.has("-h")) {
-    std::cout << kUsage;
+  if (!kiln::bench::parseCommandLine(cl, argc, argv, kUsage))
     return 0;
-  }
-  if (!cl.positional().empty())
-    kiln::throwError("", "unexpected argument '" + cl.positional()[0] + "' (see --help)");
   Options options;
-  options.steps = cl.getUnsigned("--steps", 50);
-  options.warmup = cl.getUnsigned("--warmup", 5);
-  options.seed = cl.getUnsigned("--seed", 0);
-  options.exportDir = cl.get("--export-dir");
-  options.sgemmSize = int(cl.getUnsigned("--sgemm-size", 2048));
-  options.sgemmReps = int(cl.getUnsigned("--sgemm-reps", 5));
-  if (options.steps < 1 || options.steps > 1000000)
-    kiln::throwError("", "--steps must be 1 to 1000000");
-  if (options.warmup < 2)
-    kiln::throwError("", "--warmup must be at least 2 (the first two steps give the losses)");
-  if (options.sgemmSize < 64 || options.sgemmSize > 16384 || options.sgemmReps < 1)
-    kiln::throwError("", "--sgemm-size must be 64 to 16384 and --sgemm-reps at least 1");
+  static_cast<kiln::bench::RunOptions &>(options) = kiln::bench::readRunOptions(cl, 2048, 5, 16384);
   const char *ompThreads = std::getenv("OMP_NUM_THREADS");
   if (cl.has("--threads")) {
     options.threads = int(cl.getUnsigned("--threads", 0));
@@ -373,31 +355,15 @@ int run(int argc, char **argv) {
                      {"gflops_after", after / 1e9}};
   report["workloads"] = json::array();
   for (json &result : results) {
-    double flops = double(result["flops"].get<int64_t>());
-    double median = result["median_ms"];
-    result["gflops"] = flops / (median * 1e-3) / 1e9;
-    result["limit_ms"] = flops / peak * 1e3;
-    result["efficiency"] = flops / peak * 1e3 / median;
+    result["gflops"] = kiln::bench::addEfficiency(result, peak) / 1e9;
     report["workloads"].push_back(result);
   }
-  if (cl.has("--json"))
-    std::cout << report.dump(1) << "\n";
-  else
-    printTable(report);
+  kiln::bench::printReport(report, cl.has("--json"), printTable);
   return 0;
 }
 
 } // namespace
 
 int main(int argc, char **argv) {
-  try {
-    return run(argc, argv);
-  } catch (const kiln::Error &e) {
-    std::cerr << kiln::toolMessage("kiln-bench", e) << "\n";
-  } catch (const std::bad_alloc &) {
-    std::cerr << "kiln-bench: error: out of memory\n";
-  } catch (const std::exception &e) {
-    std::cerr << "kiln-bench: internal error: " << e.what() << "\n";
-  }
-  return 1;
+  return kiln::examples::exampleMain("kiln-bench", run, argc, argv, /*errorCode=*/1);
 }

@@ -5,6 +5,7 @@
 // bench/gpu.sh runs it beside PyTorch.
 #include "bench/BenchSupport.h"
 #include "compiler/CudaBackend.h"
+#include "examples/common/ExampleMain.h"
 #include "examples/models/Models.h"
 #include "ir/Graph.h"
 #include "runtime/CommandLine.h"
@@ -64,11 +65,8 @@ device memory Kiln's allocations held for the workload (cuBLASLt's
 workspace included, the CUDA context not).
 )";
 
-struct Options {
+struct Options : kiln::bench::RunOptions {
   std::vector<std::string> workloads;
-  uint64_t steps = 50, warmup = 5, seed = 0;
-  std::string exportDir;
-  int sgemmSize = 8192, sgemmReps = 20;
   bool tiny = false, compileOnly = false;
   std::string arch = "sm_90";
 };
@@ -83,27 +81,14 @@ const std::vector<std::string> &allWorkloads() {
 std::unique_ptr<kiln::Graph> buildWorkload(const std::string &workload, bool tiny, std::string &modelName) {
   if (workload == "mlp-gpu") {
     modelName = "mlp";
-    kiln::examples::MlpConfig c;
-    if (!tiny) {
-      c.batch = 4096;
-      c.inputs = 4096;
-      c.hidden = 4096;
-      c.classes = 1000;
-    }
-    return kiln::examples::buildMlp(c);
+    // batch, inputs, hidden, classes
+    return kiln::examples::buildMlp(tiny ? kiln::examples::MlpConfig{}
+                                         : kiln::examples::MlpConfig{4096, 4096, 4096, 1000});
   }
   modelName = "gpt";
-  kiln::examples::GptConfig c;
-  if (!tiny) { // GPT-2 small
-    c.batch = 8;
-    c.seqLen = 1024;
-    c.vocab = 50257;
-    c.dModel = 768;
-    c.heads = 12;
-    c.layers = 12;
-    c.blockSize = 1024;
-  }
-  return kiln::examples::buildGpt(c);
+  // GPT-2 small: batch, seqLen, vocab, dModel, heads, layers, blockSize (learned positions)
+  return kiln::examples::buildGpt(tiny ? kiln::examples::GptConfig{}
+                                       : kiln::examples::GptConfig{8, 1024, 50257, 768, 12, 12, 1024});
 }
 
 /// Fills `values` with uniform [-1, 1) floats from a fixed-seed xorshift (fast
@@ -120,7 +105,8 @@ void randomFill(std::vector<float> &values, uint64_t seed) {
 /// type 32F: TF32 off) on random matrices: one untimed call, then `reps`
 /// calls each timed by events; the median counts. A few entries of the
 /// product are checked against a double-precision dot product on the host:
-/// TF32 arithmetic would miss by ~1e-3 relative, f32 by ~1e-6.
+/// TF32 arithmetic would miss by ~1e-3 relative, f32 by ~1e-6 (`check_ok`:
+/// at most 1e-4; a miss is a warning on stderr, not an error).
 json measureSgemm(cuda::Device &device, int n, int reps) {
   size_t count = size_t(n) * size_t(n);
   int64_t bytes = int64_t(count * sizeof(float));
@@ -161,9 +147,10 @@ json measureSgemm(cuda::Device &device, int n, int reps) {
   device.releaseMatmul(matmul);
   for (cuda::DevicePtr p : {da, db, dc})
     device.release(p);
-  if (worst > 1e-4)
-    kiln::throwError("sgemm", "the f32 product is off by " + std::to_string(worst) +
-                                  " (relative): not exact f32 arithmetic (TF32?)");
+  bool exact = worst <= 1e-4;
+  if (!exact) // reported, not fatal: the workloads still run (and bench/gpu.sh fails)
+    std::cerr << "kiln-bench-gpu: sgemm: warning: the f32 product is off by " << worst
+              << " (relative): not exact f32 arithmetic (TF32?)\n";
   double flops = 2.0 * double(n) * n * n;
   double medianMs = kiln::bench::median(ms), bestMs = *std::min_element(ms.begin(), ms.end());
   return {{"n", n},
@@ -172,17 +159,19 @@ json measureSgemm(cuda::Device &device, int n, int reps) {
           {"tflops", flops / (medianMs * 1e-3) / 1e12},
           {"tflops_best", flops / (bestMs * 1e-3) / 1e12},
           {"check_rel_err", worst},
+          {"check_ok", exact},
           {"library", "cuBLASLt, CUBLAS_COMPUTE_32F (TF32 off)"}};
 }
 
-/// The training step of `model` through the default pipeline and the CUDA
-/// backend, loaded on `device` (nullptr: compiled for `arch` only).
 struct Compiled {
   std::unique_ptr<kiln::Graph> graph; // planned
   std::unique_ptr<cuda::Executable> exe;
   double seconds = 0;
 };
 
+/// The training step of `model` through the default pipeline and the CUDA
+/// backend, loaded on `device` (nullptr: compiled for `arch` only); the time
+/// from the model graph to the loaded executable.
 Compiled compile(const kiln::Graph &model, const std::string &modelName, const std::shared_ptr<cuda::Device> &device,
                  const std::string &arch) {
   Compiled c;
@@ -196,7 +185,8 @@ Compiled compile(const kiln::Graph &model, const std::string &modelName, const s
   return c;
 }
 
-json runWorkload(const std::string &workload, const Options &options) {
+/// One workload's report; its efficiency against `peak` FLOP/s.
+json runWorkload(const std::string &workload, const Options &options, double peak) {
   std::string modelName;
   std::unique_ptr<kiln::Graph> model = buildWorkload(workload, options.tiny, modelName);
   // A Device of its own: its peak counts this workload's allocations only.
@@ -271,6 +261,7 @@ json runWorkload(const std::string &workload, const Options &options) {
   out["last_loss"] = lastLoss;
   out["device_bytes"] = exe.deviceBytes();
   out["peak_device_bytes"] = device->peakAllocatedBytes();
+  out["tflops"] = kiln::bench::addEfficiency(out, peak) / 1e12;
   return out;
 }
 
@@ -293,35 +284,38 @@ void printTable(const json &report) {
                 report["date"].get<std::string>().c_str());
     const json &s = report["sgemm"];
     std::printf("peak sgemm: %d^3 f32 matmul (%s), median of %d: %.2f TFLOP/s (best %.2f); "
-                "checked against the host (rel err %.1e)\n",
+                "checked against the host: rel err %.1e (%s)\n",
                 s["n"].get<int>(), s["library"].get<std::string>().c_str(), s["reps"].get<int>(),
-                s["tflops"].get<double>(), s["tflops_best"].get<double>(), s["check_rel_err"].get<double>());
+                s["tflops"].get<double>(), s["tflops_best"].get<double>(), s["check_rel_err"].get<double>(),
+                s["check_ok"].get<bool>() ? "ok" : "NOT exact f32");
     std::printf("steps: %llu timed (CUDA events) after %llu warm-up, seed %llu\n\n",
                 (unsigned long long)report["steps"].get<uint64_t>(),
                 (unsigned long long)report["warmup"].get<uint64_t>(),
                 (unsigned long long)report["seed"].get<uint64_t>());
   }
-  std::printf("%-9s %9s %9s %9s %8s %8s %9s %9s %9s %8s %8s %10s\n", "workload", "median ms", "min ms", "TFLOP",
-              "TFLOP/s", "% sgemm", "arena MB", "live MB", "peak MB", "cold s", "warm s", "loss 1");
+  std::printf("%-9s %9s %9s %9s %8s %8s %9s %9s %9s %8s %8s %10s %10s\n", "workload", "median ms", "min ms",
+              "TFLOP", "TFLOP/s", "% sgemm", "arena MB", "device MB", "peak MB", "cold s", "warm s", "loss 1",
+              "loss 2");
   for (const json &w : report["workloads"]) {
     double flops = double(w["flops"].get<int64_t>());
     if (compileOnly) {
-      std::printf("%-9s %9s %9s %9.3f %8s %8s %9s %9s %9s %8.2f %8.2f %10s\n", w["name"].get<std::string>().c_str(),
-                  "-", "-", flops / 1e12, "-", "-", megabytes(w["arena_bytes"].get<double>()).c_str(),
-                  megabytes(w["max_live_bytes"].get<double>()).c_str(), "-", w["compile_cold_s"].get<double>(),
-                  w["compile_warm_s"].get<double>(), "-");
+      std::printf("%-9s %9s %9s %9.3f %8s %8s %9s %9s %9s %8.2f %8.2f %10s %10s\n",
+                  w["name"].get<std::string>().c_str(), "-", "-", flops / 1e12, "-", "-",
+                  megabytes(w["arena_bytes"].get<double>()).c_str(), "-", "-", w["compile_cold_s"].get<double>(),
+                  w["compile_warm_s"].get<double>(), "-", "-");
       continue;
     }
-    std::printf("%-9s %9.2f %9.2f %9.3f %8.2f %7.1f%% %9s %9s %9s %8.2f %8.2f %10.6f\n",
+    std::printf("%-9s %9.2f %9.2f %9.3f %8.2f %7.1f%% %9s %9s %9s %8.2f %8.2f %10.6f %10.6f\n",
                 w["name"].get<std::string>().c_str(), w["median_ms"].get<double>(), w["min_ms"].get<double>(),
                 flops / 1e12, w["tflops"].get<double>(), 100 * w["efficiency"].get<double>(),
-                megabytes(w["arena_bytes"].get<double>()).c_str(), megabytes(w["max_live_bytes"].get<double>()).c_str(),
+                megabytes(w["arena_bytes"].get<double>()).c_str(), megabytes(w["device_bytes"].get<double>()).c_str(),
                 megabytes(w["peak_device_bytes"].get<double>()).c_str(), w["compile_cold_s"].get<double>(),
-                w["compile_warm_s"].get<double>(), w["losses"][0].get<double>());
+                w["compile_warm_s"].get<double>(), w["losses"][0].get<double>(), w["losses"][1].get<double>());
   }
   std::printf("\nTFLOP: matmul FLOPs of one step (2*M*N*K, gradients included; elementwise not counted);\n"
-              "%% sgemm = (TFLOP / peak sgemm rate) / median step; live MB = the max-live lower bound of the arena;\n"
-              "peak MB = the most device memory Kiln held for the workload (arena, arguments, cuBLASLt workspace);\n"
+              "%% sgemm = (TFLOP / peak sgemm rate) / median step; device MB = the executable's arena, arguments and\n"
+              "update staging; peak MB = the most device memory Kiln held for the workload (cuBLASLt workspace\n"
+              "included, the CUDA context not);\n"
               "cold/warm = first compile (empty kernel cache) / second (cached kernels), model graph to loaded "
               "executable.\n");
 }
@@ -330,29 +324,13 @@ int run(int argc, char **argv) {
   kiln::CommandLine cl({"--workloads", "--steps", "--warmup", "--seed", "--export-dir", "--sgemm-size", "--sgemm-reps",
                         "--arch"},
                        {"--json", "--tiny", "--compile-only", "--help", "-h"});
-  cl.parse(argc, argv, 1);
-  if (cl.has("--help") || cl.has("-h")) {
-    std::cout << kUsage;
+  if (!kiln::bench::parseCommandLine(cl, argc, argv, kUsage))
     return 0;
-  }
-  if (!cl.positional().empty())
-    kiln::throwError("", "unexpected argument '" + cl.positional()[0] + "' (see --help)");
   Options options;
-  options.steps = cl.getUnsigned("--steps", 50);
-  options.warmup = cl.getUnsigned("--warmup", 5);
-  options.seed = cl.getUnsigned("--seed", 0);
-  options.exportDir = cl.get("--export-dir");
-  options.sgemmSize = int(cl.getUnsigned("--sgemm-size", 8192));
-  options.sgemmReps = int(cl.getUnsigned("--sgemm-reps", 20));
+  static_cast<kiln::bench::RunOptions &>(options) = kiln::bench::readRunOptions(cl, 8192, 20, 32768);
   options.tiny = cl.has("--tiny");
   options.compileOnly = cl.has("--compile-only");
   options.arch = cl.get("--arch", "sm_90");
-  if (options.steps < 1 || options.steps > 1000000)
-    kiln::throwError("", "--steps must be 1 to 1000000");
-  if (options.warmup < 2)
-    kiln::throwError("", "--warmup must be at least 2 (the first two steps give the losses)");
-  if (options.sgemmSize < 64 || options.sgemmSize > 32768 || options.sgemmReps < 1)
-    kiln::throwError("", "--sgemm-size must be 64 to 32768 and --sgemm-reps at least 1");
   if (cl.has("--arch") && !options.compileOnly)
     kiln::throwError("", "--arch goes with --compile-only (on a GPU the device's own is used)");
   if (options.compileOnly && !options.exportDir.empty())
@@ -394,34 +372,14 @@ int run(int argc, char **argv) {
     peak = report["sgemm"]["tflops"].get<double>() * 1e12;
   }
   report["workloads"] = json::array();
-  for (const std::string &w : options.workloads) {
-    json result = runWorkload(w, options);
-    if (!options.compileOnly) {
-      double flops = double(result["flops"].get<int64_t>()), median = result["median_ms"];
-      result["tflops"] = flops / (median * 1e-3) / 1e12;
-      result["limit_ms"] = flops / peak * 1e3;
-      result["efficiency"] = flops / peak * 1e3 / median;
-    }
-    report["workloads"].push_back(result);
-  }
-  if (cl.has("--json"))
-    std::cout << report.dump(1) << "\n";
-  else
-    printTable(report);
+  for (const std::string &w : options.workloads)
+    report["workloads"].push_back(runWorkload(w, options, peak));
+  kiln::bench::printReport(report, cl.has("--json"), printTable);
   return 0;
 }
 
 } // namespace
 
 int main(int argc, char **argv) {
-  try {
-    return run(argc, argv);
-  } catch (const kiln::Error &e) {
-    std::cerr << kiln::toolMessage("kiln-bench-gpu", e) << "\n";
-  } catch (const std::bad_alloc &) {
-    std::cerr << "kiln-bench-gpu: error: out of memory\n";
-  } catch (const std::exception &e) {
-    std::cerr << "kiln-bench-gpu: internal error: " << e.what() << "\n";
-  }
-  return 1;
+  return kiln::examples::exampleMain("kiln-bench-gpu", run, argc, argv, /*errorCode=*/1);
 }

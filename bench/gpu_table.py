@@ -53,9 +53,10 @@ def main():
     workloads = [w for w in args.workloads.split(",") if w]
     systems = [s for s in args.systems.split(",") if s]
 
+    failed = False
     kiln = {}
     device = sgemm = date = None
-    rates = []
+    rates, checks = [], []
     for path in args.kiln:
         report = load(path)
         if "error" in report:
@@ -63,6 +64,9 @@ def main():
         device, date = report["device"], report["date"]
         sgemm = report["sgemm"]
         rates.append(report["sgemm"]["tflops"])
+        checks.append(report["sgemm"]["check_rel_err"])
+        if not report["sgemm"].get("check_ok", True):
+            failed = True
         for w in report["workloads"]:
             kiln[w["name"]] = w
     peers = {}
@@ -71,16 +75,15 @@ def main():
         if "system" in report and "workload" in report:
             peers[(report["workload"], report["system"])] = report
     peak = max(rates) * 1e12 if rates else None
-
-    failed = False
     lines = []
     if device:
         lines.append(f"GPU: {device['name']} ({device['arch']}, {device['multiprocessors']} SMs, "
                      f"{device['memory_bytes'] / 2**30:.0f} GiB, driver {device['driver']}); {date}")
         lines.append(f"peak sgemm: {sgemm['n']}^3 f32 matmul ({sgemm['library']}), median of "
                      f"{sgemm['reps']} per run: {max(rates):.2f} TFLOP/s (runs: "
-                     f"{', '.join(f'{r:.2f}' for r in rates)}); product checked, rel err "
-                     f"{sgemm['check_rel_err']:.1e}")
+                     f"{', '.join(f'{r:.2f}' for r in rates)}); product checked against the host: "
+                     f"rel err {max(checks):.1e} "
+                     f"({'ok' if not failed else 'NOT exact f32 in some run: TF32?'})")
     else:
         lines.append("GPU: unknown (no kiln-bench-gpu report)")
     versions = next((p.get("versions") for p in peers.values() if p.get("versions")), {})

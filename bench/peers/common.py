@@ -42,10 +42,34 @@ def parse_workload(name):
     return model, suffix == ""
 
 
+# safetensors dtypes kiln-bench writes (runtime/Safetensors.cpp), as numpy's.
+SAFETENSORS_DTYPES = {"F32": np.float32, "F64": np.float64, "F16": np.float16, "I32": np.int32,
+                      "I64": np.int64, "BOOL": np.bool_}
+
+
+def read_safetensors(path):
+    """{name: numpy array} of a safetensors file, read with numpy alone (the
+    GPU machines' Python may lack the safetensors package): an 8-byte
+    little-endian header size, the JSON header, then the tensors' bytes."""
+    with open(path, "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(size))
+        data = f.read()
+    tensors = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if entry["dtype"] not in SAFETENSORS_DTYPES:
+            raise SystemExit(f"{path}: tensor '{name}' of dtype {entry['dtype']} (not a kiln-bench export?)")
+        begin, end = entry["data_offsets"]
+        tensors[name] = np.frombuffer(memoryview(data)[begin:end], dtype=SAFETENSORS_DTYPES[entry["dtype"]]).reshape(
+            entry["shape"]).copy()
+    return tensors
+
+
 def load_init(path, model):
     """(params, inputs, labels) as numpy arrays from kiln-bench's export."""
-    from safetensors.numpy import load_file
-    tensors = load_file(path)
+    tensors = read_safetensors(path)
     inputs_name, labels_name = INPUTS[model]
     inputs = tensors.pop(inputs_name)
     labels = tensors.pop(labels_name)

@@ -6,7 +6,7 @@
 
 namespace kiln::examples {
 
-int exampleMain(const char *tool, int (*run)(int, char **), int argc, char **argv) {
+int exampleMain(const char *tool, int (*run)(int, char **), int argc, char **argv, int errorCode) {
   try {
     return run(argc, argv);
   } catch (const Error &e) {
@@ -16,7 +16,7 @@ int exampleMain(const char *tool, int (*run)(int, char **), int argc, char **arg
   } catch (const std::exception &e) {
     std::cerr << tool << ": internal error: " << e.what() << "\n";
   }
-  return 2;
+  return errorCode;
 }
 
 double numberOption(const CommandLine &cl, const std::string &name, double fallback,

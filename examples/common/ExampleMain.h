@@ -9,8 +9,9 @@
 namespace kiln::examples {
 
 /// Calls `run(argc, argv)` and returns its exit code; a kiln::Error is printed
-/// as its one line (`TOOL: error: ...`), an exception as such, and both exit 2.
-int exampleMain(const char *tool, int (*run)(int, char **), int argc, char **argv);
+/// as its one line (`TOOL: error: ...`), an exception as such, and both
+/// return `errorCode` (the examples 2; the bench tools 1).
+int exampleMain(const char *tool, int (*run)(int, char **), int argc, char **argv, int errorCode = 2);
 
 /// Option `name` as a number in (0, 1e6] (with `zeroAllowed`, [0, 1e6]), or
 /// `fallback` when absent; a kiln::Error otherwise.
