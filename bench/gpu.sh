@@ -5,7 +5,7 @@
 #
 #   [KILN_BUILD=build-gpu] [PYTHON=python3] [OUT=/tmp/kiln-out] bash bench/gpu.sh
 #       [--workloads=mlp-gpu,gpt2-gpu] [--systems=torch-eager,torch-compile]
-#       [--steps=50] [--warmup=5] [--peer-timeout=300]
+#       [--steps=50] [--warmup=5] [--peer-timeout=300] [--tiny]
 #
 # 1. $KILN_BUILD/bench/kiln-bench-gpu, once per workload: the cuBLASLt sgemm
 #    rate (f32, TF32 off), then the workload (cold and warm compile, warm-up,
@@ -14,6 +14,8 @@
 # 3. bench/gpu_table.py: the table (median and min step, TFLOP/s and % of the
 #    sgemm rate from Kiln's FLOP count, peak device memory, Kiln / peer, and
 #    whether the peers' losses of steps 1 and 2 agree with Kiln's to 1e-3).
+# --tiny: the models at the CPU workloads' sizes, a check of the whole run in
+# a minute (not the benchmark; the table says so).
 # Everything measured goes to $OUT (default /tmp/kiln-out): kiln-bench-gpu.*.json,
 # torch-*.*.json, their stderr (*.err) and bench-gpu.json (all of it, one file).
 # Exits 1 without a GPU (kiln-bench-gpu's "no CUDA driver" line), when a run
@@ -29,6 +31,7 @@ systems=torch-eager,torch-compile
 steps=50
 warmup=5
 peer_timeout=300
+tiny=()
 
 for arg in "$@"; do
   case "$arg" in
@@ -37,7 +40,8 @@ for arg in "$@"; do
     --steps=*) steps=${arg#*=} ;;
     --warmup=*) warmup=${arg#*=} ;;
     --peer-timeout=*) peer_timeout=${arg#*=} ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --tiny) tiny=(--tiny) ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "gpu.sh: error: unknown argument '$arg' (see --help)" >&2; exit 1 ;;
   esac
 done
@@ -65,7 +69,7 @@ for w in "${workload_list[@]}"; do
   echo "gpu.sh: kiln-bench-gpu $w"
   start=$SECONDS
   "$bench" --json --workloads="$w" --steps="$steps" --warmup="$warmup" --export-dir="$export_dir" \
-    > "$out/kiln-bench-gpu.$w.json" 2> "$out/kiln-bench-gpu.$w.err"
+    ${tiny[@]+"${tiny[@]}"} > "$out/kiln-bench-gpu.$w.json" 2> "$out/kiln-bench-gpu.$w.err"
   rc=$?
   if [ $rc -ne 0 ]; then
     cat "$out/kiln-bench-gpu.$w.err" >&2
@@ -90,7 +94,8 @@ for w in "${workload_list[@]}"; do
     echo "gpu.sh: $s $w"
     start=$SECONDS
     timeout "$peer_timeout" "$python" "$root/bench/peers/torch_gpu.py" --system="$s" --workload="$w" \
-      --steps="$steps" --warmup="$warmup" ${init[@]+"${init[@]}"} > "$out/$s.$w.json" 2> "$out/$s.$w.err"
+      --steps="$steps" --warmup="$warmup" ${init[@]+"${init[@]}"} \
+      ${tiny[@]+"${tiny[@]}"} > "$out/$s.$w.json" 2> "$out/$s.$w.err"
     rc=$?
     if [ $rc -ne 0 ]; then
       tail -5 "$out/$s.$w.err" >&2

@@ -120,7 +120,7 @@ def check_gpu_sh(source, build, python):
         env = dict(os.environ, KILN_BUILD=os.path.join(tmp, "build"), PYTHON=wrapper,
                    OUT=os.path.join(tmp, "out"))
         done = subprocess.run(["bash", os.path.join(source, "bench", "gpu.sh"), "--systems=torch-eager",
-                               "--steps=2", "--warmup=2"], env=env, stdout=subprocess.PIPE,
+                               "--steps=2", "--warmup=2", "--tiny"], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
         print(done.stdout)
         if done.returncode != 0:
@@ -128,6 +128,8 @@ def check_gpu_sh(source, build, python):
         rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "-gpu |" in line]
         if len(rows) != 4 or sum("| ok (rel" in r for r in rows) != 2:
             fail(f"bench/gpu.sh's table: {rows}")
+        if "--tiny: the models at the CPU workloads' sizes" not in done.stdout:
+            fail("bench/gpu.sh --tiny: the table does not say so")
         summary = json.load(open(os.path.join(tmp, "out", "bench-gpu.json")))
         if summary["failed"] or set(summary["kiln"]) != {"mlp-gpu", "gpt2-gpu"}:
             fail("bench-gpu.json")

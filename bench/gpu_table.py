@@ -92,6 +92,8 @@ def main():
                      "(allow_tf32 False, float32 matmul precision 'highest')")
     lines.append(f"steps: {args.steps} timed, each by CUDA events, after {args.warmup} warm-up; "
                  "every system from Kiln's initial weights and one input batch")
+    if any(k.get("tiny") for k in kiln.values()) or any(p.get("tiny") for p in peers.values()):
+        lines.append("--tiny: the models at the CPU workloads' sizes: a check of the run, NOT the benchmark")
     lines.append("")
     lines.append("| workload | system | median ms | min ms | Kiln / system | TFLOP/s | % sgemm | "
                  "peak device MB | compile s | losses 1, 2 vs Kiln |")
