@@ -86,8 +86,8 @@ commands:
       of a .json file). With --steps=N the graph runs N times and updated
       params/state carry over. --output writes the results (named out0, ...
       unless the graph names them) and the updated params and state.
-      --check-numerics stops at the first argument or node (on the CPU:
-      kernel or library call) holding a NaN or infinity; a graph whose live
+      --check-numerics stops at the first argument or node (on the CPU and
+      the GPU: kernel or library call) holding a NaN or infinity; a graph whose live
       values in the interpreter (on the CPU: arena and argument buffers) would
       exceed --memory-limit (default: the physical memory) is refused before
       it runs (--target=cuda: more than the GPU's memory).
@@ -241,6 +241,8 @@ void checkCpuMemory(const kiln::Graph &planned, const std::string &file, const k
   checkProgramMemory(planned, file, cl, physicalMemoryBytes(), "the physical memory");
 }
 
+#endif
+
 /// --check-numerics: the first NaN or infinity of a float argument, located
 /// at the argument (else the graph), as the interpreter reports it.
 void checkArgumentsFinite(const kiln::Graph &graph, const TensorMap &arguments) {
@@ -249,18 +251,16 @@ void checkArgumentsFinite(const kiln::Graph &graph, const TensorMap &arguments) 
     if (it == arguments.end())
       continue;
     const HostTensor &value = it->second;
-    int64_t bad = kiln::cpu::firstNonFinite(value.dtype(), value.data(), value.numElements());
+    int64_t bad = kiln::firstNonFinite(value.dtype(), value.data(), value.numElements());
     if (bad < 0)
       continue;
     std::string loc = arg->loc.toString();
     kiln::throwError(loc.empty() ? graph.loc().toString() : loc,
                      "argument '" + arg->name + "' holds " +
-                         kiln::cpu::nonFiniteName(value.dtype(), value.data(), bad) +
+                         kiln::nonFiniteName(value.dtype(), value.data(), bad) +
                          " at element " + std::to_string(bad) + " (check-numerics)");
   }
 }
-#endif
-
 /// What `kiln run --target=cpu|cuda` share: the graph (or, with --train, its
 /// training step) through the default pipeline, and every argument's value
 /// (--inputs, else the file's weights, else seeded random values).
@@ -398,19 +398,20 @@ int runOnCuda(const kiln::CommandLine &cl) {
 #ifndef KILN_HAVE_CUDA_RUNTIME
   kiln::throwError("", "this build has no CUDA backend (configure with -DKILN_ENABLE_CUDA=ON)");
 #else
-  if (cl.has("--check-numerics"))
-    kiln::throwError("", "--check-numerics is an option of --target=interp|cpu (not yet of cuda)");
   std::shared_ptr<kiln::cuda::Device> device = kiln::cuda::openCudaDevice(0);
   CompiledRun run = prepareCompiledRun(cl, [&](const kiln::Graph &planned, const std::string &file) {
     checkDeviceMemory(planned, file, cl, *device);
   });
   kiln::Graph &graph = *run.graph;
+  if (cl.has("--check-numerics"))
+    checkArgumentsFinite(graph, run.arguments);
   kiln::cuda::ExecutableOptions options;
   options.graph = !cl.has("--no-cuda-graph");
   auto compileStart = std::chrono::steady_clock::now();
   std::unique_ptr<kiln::cuda::Executable> exe = kiln::compileCudaExecutable(graph, device, options);
   double compileMs = run.passesMs + std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
                                                                               compileStart).count();
+  exe->setCheckNumerics(cl.has("--check-numerics"));
   for (const auto &[name, value] : run.arguments)
     exe->setArgument(name, value);
   std::printf("@%s compiled for %s (%s) in %.0f ms (%zu steps, arena %lld bytes, %lld device bytes)\n",

@@ -2,6 +2,7 @@
 // steps in order, then the updates.
 #pragma once
 
+#include "runtime/Numerics.h"
 #include "runtime/Program.h"
 #include "runtime/Tensor.h"
 
@@ -35,13 +36,6 @@ std::string formatProfile(const Program &program, const Profile &profile);
 /// Format that Perfetto and chrome://tracing open): one complete event per
 /// step, with its kind, index and shapes as args.
 std::string formatChromeTrace(const Program &program, const Profile &profile);
-
-/// The index of the first NaN or infinity among the `elements` values of
-/// dtype `dtype` at `data`, or -1 when all are finite (or the dtype is not a
-/// float type). Reads the bits, so it holds under any floating-point mode.
-int64_t firstNonFinite(DType dtype, const void *data, int64_t elements);
-/// `nan`, `inf` or `-inf`: the kind of the non-finite element `index`.
-const char *nonFiniteName(DType dtype, const void *data, int64_t index);
 
 /// Executes a Program whose Kernel steps have their function pointers filled
 /// in (JIT or AOT). Construction checks the whole Program: every buffer slice

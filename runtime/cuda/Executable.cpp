@@ -1,6 +1,7 @@
 #include "runtime/cuda/Executable.h"
 
 #include "runtime/Error.h"
+#include "runtime/Numerics.h"
 #include "runtime/ProgramCheck.h"
 #include "runtime/Safetensors.h"
 
@@ -211,7 +212,7 @@ void Executable::queueUpdates() {
 
 void Executable::run() {
   const Program &prog = program_.program;
-  if (runs_ == 0) {
+  if (runs_ == 0 || checkNumerics_) {
     // Eagerly, one step at a time: a failing kernel is named here, and lazy
     // loading happens outside any capture.
     for (size_t s = 0; s < prog.steps.size(); ++s) {
@@ -221,6 +222,8 @@ void Executable::run() {
       } catch (const Error &e) {
         throwError(prog.name, stepWhere(prog, s) + ": " + e.what());
       }
+      if (checkNumerics_)
+        checkStepNumerics(s);
     }
     queueUpdates();
   } else if (!options_.graph) {
@@ -246,6 +249,17 @@ void Executable::run() {
 }
 
 void Executable::synchronize() { device_->synchronize(); }
+
+void Executable::checkStepNumerics(size_t index) const {
+  const Step &step = program_.program.steps[index];
+  std::vector<uint8_t> host;
+  for (size_t r = 0; r < step.resultTypes.size(); ++r) {
+    const BufferRef &ref = r ? step.extraResults[r - 1] : step.result;
+    host.resize(size_t(std::max<int64_t>(ref.bytes, 1)));
+    device_->copyToHost(host.data(), resolve(ref), ref.bytes);
+    checkStepResultFinite(program_.program, index, r, host.data());
+  }
+}
 
 HostTensor Executable::result(size_t i) const {
   const Program &prog = program_.program;

@@ -55,6 +55,11 @@ public:
 
   /// Queues one step (see the class comment).
   void run();
+  /// With check-numerics on, every run is eager: after each step, its float
+  /// results (`Step::resultTypes`) are copied to the host and scanned, and the
+  /// first NaN or infinity stops the run (before the updates) with the CPU
+  /// backend's located error (runtime/Numerics.h). Off by default.
+  void setCheckNumerics(bool on) { checkNumerics_ = on; }
   /// Waits for every queued run; a kiln::Error when one failed.
   void synchronize();
   /// Runs so far, and whether the next run replays the captured graph.
@@ -81,6 +86,7 @@ private:
   /// Queues step `index`.
   void queueStep(size_t index);
   void queueUpdates();
+  void checkStepNumerics(size_t index) const;
   void release() noexcept;
 
   CudaProgram program_;
@@ -99,6 +105,7 @@ private:
   GraphHandle graph_ = 0;
   int64_t runs_ = 0;
   int64_t deviceBytes_ = 0;
+  bool checkNumerics_ = false;
 };
 
 } // namespace cuda

@@ -165,8 +165,6 @@ CASES = [
      "file: No such file or directory", {"no-gpu": True}),
     ("cuda-graph-flag-on-cpu", {"a.kir": GOOD_KIR}, ["kiln", "run", "TMP/a.kir", "--no-cuda-graph"],
      "kiln: error: --no-cuda-graph is an option of --target=cuda"),
-    ("cuda-check-numerics", {"a.kir": GOOD_KIR}, ["kiln", "run", "TMP/a.kir", "--target=cuda", "--check-numerics"],
-     "kiln: error: --check-numerics is an option of --target=interp|cpu (not yet of cuda)", {"cuda": True}),
     ("bad-steps", {"a.kir": GOOD_KIR}, ["kiln", "run", "TMP/a.kir", "--steps=many"],
      "kiln: error: option '--steps' expects a non-negative integer, got 'many'"),
     ("unknown-option", {"a.kir": GOOD_KIR}, ["kiln", "print", "TMP/a.kir", "--jsn"],

@@ -22,8 +22,8 @@ namespace kiln {
 namespace {
 
 using cpu::Executable;
-using cpu::firstNonFinite;
-using cpu::nonFiniteName;
+using kiln::firstNonFinite;
+using kiln::nonFiniteName;
 
 TEST(CpuNumerics, ScansTheBitsOfEveryFloatDType) {
   const float inf = std::numeric_limits<float>::infinity();

@@ -6,6 +6,9 @@
 #ifdef KILN_HAVE_CUDA
 
 #include "codegen/cuda/CudaCodegen.h"
+#include "ir/Graph.h"
+#include "ir/Parser.h"
+#include "passes/PassManager.h"
 #include "runtime/Error.h"
 #include "runtime/cuda/Executable.h"
 #include "tests/unit/CudaEmulationDevice.h"
@@ -13,6 +16,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 
 namespace kiln {
@@ -21,7 +25,8 @@ namespace {
 /// The cases and their kernels, compiled for the host once for the suite.
 struct Suite {
   std::vector<CudaTestCase> cases;
-  std::vector<CudaProgram> programs;
+  std::vector<CudaProgram> programs; // the cases', then the overflow graph's
+  std::unique_ptr<Graph> overflow;
   HostKernels kernels;
   bool loaded = false;
 };
@@ -34,6 +39,17 @@ Suite &suite() {
       s->programs.push_back(lowerForCuda(*s->cases[i].planned));
       s->kernels.add(i, s->programs.back());
     }
+    // exp(x * x) overflows where |x| > 9.4.
+    Module m = parseModule(R"(graph @overflow(%x: f32[4,8] input) -> (f32[4,8]) {
+  %0 = mul %x, %x : f32[4,8]
+  %1 = exp %0 : f32[4,8]
+  return %1
+}
+)", "overflow.kir");
+    s->overflow = std::move(m.graphs[0]);
+    runPasses(*s->overflow, parsePassPipeline(defaultPipeline()));
+    s->programs.push_back(lowerForCuda(*s->overflow));
+    s->kernels.add(s->cases.size(), s->programs.back());
     s->loaded = s->kernels.load();
     return s;
   }();
@@ -100,6 +116,29 @@ TEST(CudaEmulation, GraphReplayEqualsKernelByKernelRuns) {
     }
   }
   EXPECT_EQ(steps, 3u); // mlp, cnn, gpt
+}
+
+// --check-numerics on the GPU: the first non-finite result stops the run
+// with the CPU backend's located message; without it the run goes on.
+TEST(CudaEmulation, CheckNumericsNamesTheNodeThatOverflowed) {
+  Suite &s = suite();
+  ASSERT_TRUE(s.loaded);
+  auto device = std::make_shared<EmulatedDevice>(s.kernels);
+  cuda::Executable exe(s.programs.back(), device);
+  HostTensor x(DType::F32, Shape{4, 8});
+  for (int64_t i = 0; i < 32; ++i)
+    x.setDouble(i, i == 5 ? 20.0 : 0.25 * double(i % 7) - 0.5);
+  exe.setArgument("x", x);
+  exe.run();
+  exe.synchronize();
+  EXPECT_TRUE(std::isinf(exe.result(0).getDouble(5)));
+  exe.setCheckNumerics(true);
+  try {
+    exe.run();
+    FAIL() << "no check-numerics error";
+  } catch (const Error &e) {
+    EXPECT_EQ(std::string(e.what()), "overflow.kir:3:8: error: fusion (mul, exp) produced inf at element 5 (check-numerics)");
+  }
 }
 
 TEST(CudaEmulation, CaptureRulesAreEnforced) {

@@ -69,9 +69,9 @@ const char *kEmbedKir = R"(graph @embed(%table: f32[10,5] param, %idx: i32[7] in
 Program embedProgram(bool inPlace) {
   Program program;
   program.name = "embed";
-  program.arguments = {{"table", ArgumentRole::Param, DType::F32, Shape{10, 5}},
-                       {"idx", ArgumentRole::Input, DType::I32, Shape{7}},
-                       {"w", ArgumentRole::Param, DType::F32, Shape{5, 3}}};
+  program.arguments = {{"table", ArgumentRole::Param, DType::F32, Shape{10, 5}, {}},
+                       {"idx", ArgumentRole::Input, DType::I32, Shape{7}, {}},
+                       {"w", ArgumentRole::Param, DType::F32, Shape{5, 3}, {}}};
   BufferRef table = argumentBuffer(0, 200), idx = argumentBuffer(1, 28), w = argumentBuffer(2, 60);
   BufferRef gathered = arena(0, 140), scattered = inPlace ? table : arena(192, 200);
   BufferRef product = arena(448, 120), copy = arena(576, 120);
@@ -224,7 +224,7 @@ Program kernelProgram(size_t operands, KernelFunction kernel) {
   Step step;
   step.kind = StepKind::Kernel, step.name = "%0 fusion", step.kernel = kernel;
   for (size_t i = 0; i < operands; ++i) {
-    program.arguments.push_back({"a" + std::to_string(i), ArgumentRole::Input, DType::F32, Shape{}});
+    program.arguments.push_back({"a" + std::to_string(i), ArgumentRole::Input, DType::F32, Shape{}, {}});
     step.operands.push_back(argumentBuffer(int32_t(i), 4));
   }
   step.result = arena(64, 4);
@@ -296,8 +296,8 @@ TEST(Executable, RejectsProgramsThatLeaveTheirBuffers) {
   expectRejected(program, "two arguments are named 'table'");
 
   Program conv;
-  conv.arguments = {{"x", ArgumentRole::Input, DType::F32, Shape{1, 2, 5, 5}},
-                    {"w", ArgumentRole::Param, DType::F32, Shape{4, 2, 3, 3}}};
+  conv.arguments = {{"x", ArgumentRole::Input, DType::F32, Shape{1, 2, 5, 5}, {}},
+                    {"w", ArgumentRole::Param, DType::F32, Shape{4, 2, 3, 3}, {}}};
   Step step;
   step.kind = StepKind::Conv2d, step.name = "%0 conv2d";
   step.window.n = 1, step.window.c = 2, step.window.h = 5, step.window.w = 5, step.window.o = 4;
@@ -318,8 +318,8 @@ TEST(Executable, RejectsProgramsThatLeaveTheirBuffers) {
 TEST(Executable, UpdatesReadTheirSourcesFirst) {
   Program program;
   program.name = "swap";
-  program.arguments = {{"a", ArgumentRole::State, DType::F32, Shape{2}},
-                       {"b", ArgumentRole::State, DType::F32, Shape{2}}};
+  program.arguments = {{"a", ArgumentRole::State, DType::F32, Shape{2}, {}},
+                       {"b", ArgumentRole::State, DType::F32, Shape{2}, {}}};
   program.updates = {{0, argumentBuffer(1, 8)}, {1, argumentBuffer(0, 8)}};
   Executable exe(program);
   exe.setArgument("a", HostTensor::fromDoubles(DType::F32, Shape{2}, {1, 2}));
