@@ -8,6 +8,8 @@
 #   KILN_SANITIZE_JOBS=1 bash scripts/sanitize.sh   # on a busy machine
 #   KILN_SANITIZE_CPU=ON bash scripts/sanitize.sh    # with the CPU backend (JIT),
 #                                                   # in build-asan-cpu/
+#   KILN_SANITIZE_CUDA=ON bash scripts/sanitize.sh   # with CUDA codegen and runtime
+#                                                   # (the emulated device), build-asan-cuda/
 #
 # Debug with -O1: assertions stay on, and -O1 keeps the run time down.
 #
@@ -30,15 +32,17 @@ bash scripts/setup.sh
 
 jobs="${KILN_SANITIZE_JOBS:-$(nproc)}"
 cpu="${KILN_SANITIZE_CPU:-OFF}"
+cuda="${KILN_SANITIZE_CUDA:-OFF}"
 dir=build-asan
 [ "$cpu" = ON ] && dir=build-asan-cpu
+[ "$cuda" = ON ] && dir=$dir-cuda
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 start=$(date +%s)
 mkdir -p "$dir"
 cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" \
   -DKILN_SANITIZE=address,undefined "${launcher[@]}" \
-  -DKILN_ENABLE_CPU_BACKEND="$cpu" -DKILN_ENABLE_CUDA=OFF > "$dir/configure.log" || {
+  -DKILN_ENABLE_CPU_BACKEND="$cpu" -DKILN_ENABLE_CUDA="$cuda" > "$dir/configure.log" || {
   cat "$dir/configure.log"; exit 1; }
 ninja -C "$dir" -j "$jobs"
 built=$(date +%s)

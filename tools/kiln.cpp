@@ -18,6 +18,7 @@
 #include "ir/Verifier.h"
 #include "runtime/Feeds.h"
 #include "runtime/Npy.h"
+#include "runtime/Numerics.h"
 #include "runtime/Safetensors.h"
 #ifdef KILN_HAVE_CPU_BACKEND
 #include "AotLink.h"
