@@ -50,6 +50,9 @@ struct MatmulParams {
   int64_t batch = 1, m = 0, n = 0, k = 0;
   bool transposeA = false, transposeB = false;
   DType dtype = DType::F32; // f32 or f64
+  /// A is one matrix for every batch (the CUDA backend's convolutions: the
+  /// filter times each image's im2col); B and C are still `batch` matrices.
+  bool broadcastA = false;
 };
 
 /// conv2d and its grads, and pooling: NCHW input [n, c, h, w], OIHW filter

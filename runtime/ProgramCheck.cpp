@@ -162,7 +162,7 @@ StepLayout matmulLayout(const Step &step) {
   if (!layout.why.empty())
     return layout;
   int64_t es = int64_t(dtypeSize(p.dtype));
-  layout.operandBytes = {product({p.batch, p.m, p.k, es}), product({p.batch, p.k, p.n, es})};
+  layout.operandBytes = {product({p.broadcastA ? 1 : p.batch, p.m, p.k, es}), product({p.batch, p.k, p.n, es})};
   layout.resultBytes = product({p.batch, p.m, p.n, es});
   return layout;
 }

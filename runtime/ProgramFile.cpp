@@ -132,6 +132,8 @@ std::string serializeProgram(const Program &program) {
     for (const BufferRef &b : s.extraResults)
       extra.push_back(bufferJson(b));
     const MatmulParams &m = s.matmul;
+    if (m.broadcastA) // only the CUDA backend makes these (its program is never written)
+      throwError(program.name, "step '" + s.name + "': a matmul with a broadcast A has no program-file form");
     step["matmul"] = {m.batch, m.m, m.n, m.k, int(m.transposeA), int(m.transposeB), int(m.dtype)};
     const WindowParams &w = s.window;
     step["window"] = {w.n, w.c, w.h, w.w, w.o, w.kh, w.kw, w.oh, w.ow, w.strideH, w.strideW,

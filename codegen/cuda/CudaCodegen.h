@@ -51,6 +51,17 @@ CudaKernel generateCudaKernel(const Node &node, const std::string &name);
 /// unsupported dtype.
 CudaKernel generateLibraryKernel(const Step &step, const std::string &name);
 
+/// The kernels around cuBLASLt in a convolution of one group (lowerForCuda):
+/// im2col of every image, `cols [n, K, P]` with K = c * kh * kw in (c, kh,
+/// kw) order and P = oh * ow (zeros where a tap falls in the padding); its
+/// transpose col2im, `dx [n, c, h, w]` as the sum, in double and in (kh, kw)
+/// order, of the taps that read each input; and the sum over `batch` matrices
+/// of `elements` values, in batch order in double (the filter gradient's
+/// per-image products). One thread per output element: deterministic.
+CudaKernel generateIm2colKernel(const WindowParams &p, const std::string &name);
+CudaKernel generateCol2imKernel(const WindowParams &p, const std::string &name);
+CudaKernel generateBatchSumKernel(int64_t batch, int64_t elements, DType dtype, const std::string &name);
+
 /// Lowers a planned graph (plan-memory ran last) for the CUDA backend,
 /// putting at most `kernelsPerModule` kernels into one translation unit (few
 /// programs compile faster than many; several compile in parallel).

@@ -2,8 +2,10 @@
 // to cuBLASLt): convolutions and their gradients, pooling and gradients,
 // gather and scatter_add, specialized to the step's shapes. One thread per
 // output element (grid-stride), which sums its terms in a fixed order in
-// double: deterministic, no atomics, the interpreter's accumulation. These
-// are the first, direct versions (no implicit GEMM, no shared-memory tiling).
+// double: deterministic, no atomics, the interpreter's accumulation. The
+// direct convolution kernels serve grouped convolutions; those of one group
+// run as im2col, a cuBLASLt GEMM and col2im (the kernels at the end, and
+// CudaLowering.cpp).
 #include "codegen/cuda/CudaCodegen.h"
 
 #include "runtime/Error.h"
@@ -234,6 +236,94 @@ CudaKernel generateLibraryKernel(const Step &step, const std::string &name) {
   kernel.launch.block = 256;
   kernel.launch.parameters = int64_t(step.operands.size()) + 1; // operands, then the result
   return kernel;
+}
+
+namespace {
+
+std::map<std::string, std::string> windowValues(const WindowParams &p, const std::string &name) {
+  return {{"N", ll(p.n)},         {"C", ll(p.c)},          {"H", ll(p.h)},          {"W", ll(p.w)},
+          {"KH", ll(p.kh)},       {"KW", ll(p.kw)},        {"OH", ll(p.oh)},        {"OW", ll(p.ow)},
+          {"SH", ll(p.strideH)},  {"SW", ll(p.strideW)},   {"PH", ll(p.padH)},      {"PW", ll(p.padW)},
+          {"DH", ll(p.dilationH)}, {"DW", ll(p.dilationW)}, {"NAME", name},
+          {"K", ll(p.c * p.kh * p.kw)}, {"P", ll(p.oh * p.ow)}};
+}
+
+CudaKernel libraryKernel(const std::string &name, const std::string &source, int64_t total, int64_t parameters) {
+  CudaKernel kernel;
+  kernel.strategy = "library";
+  kernel.source = source;
+  kernel.launch.kernel = name;
+  kernel.launch.grid = std::clamp<int64_t>((total + 255) / 256, 1, 65535);
+  kernel.launch.block = 256;
+  kernel.launch.parameters = parameters;
+  return kernel;
+}
+
+std::string floatName(DType t) {
+  if (t == DType::F32)
+    return "float";
+  if (t == DType::F64)
+    return "double";
+  throwError("", "internal error: a convolution kernel of " + std::string(dtypeName(t)) + " (f32 and f64 only)");
+}
+
+} // namespace
+
+CudaKernel generateIm2colKernel(const WindowParams &p, const std::string &name) {
+  std::map<std::string, std::string> v = windowValues(p, name);
+  int64_t total = p.n * p.c * p.kh * p.kw * p.oh * p.ow;
+  v["TOTAL"] = ll(total);
+  v["T"] = floatName(p.dtype);
+  std::string body = R"(
+    const long long q = e % $P, k = (e / $P) % $K, n = e / ($P * $K);
+    const long long ow = q % $OW, oh = q / $OW, kw = k % $KW, kh = (k / $KW) % $KH, c = k / ($KW * $KH);
+    const long long ih = oh * $SH - $PH + kh * $DH, iw = ow * $SW - $PW + kw * $DW;
+    cols[e] = (ih < 0 || ih >= $H || iw < 0 || iw >= $W) ? (T)0 : x[((n * $C + c) * $H + ih) * $W + iw];
+)";
+  std::string source = "// im2col of " + std::to_string(p.n) + " images: library kernel\n" +
+                       fill("extern \"C\" __global__ void __launch_bounds__(256) $NAME(const $T* x, $T* cols) {\n"
+                            "  typedef $T T;\n  " + std::string(kGridLoop) + body + "  }\n}\n", v);
+  return libraryKernel(name, source, total, 2);
+}
+
+CudaKernel generateCol2imKernel(const WindowParams &p, const std::string &name) {
+  std::map<std::string, std::string> v = windowValues(p, name);
+  int64_t total = p.n * p.c * p.h * p.w;
+  v["TOTAL"] = ll(total);
+  v["T"] = floatName(p.dtype);
+  std::string body = R"(
+    const long long iw = e % $W, ih = (e / $W) % $H, c = (e / ($W * $H)) % $C, n = e / ($W * $H * $C);
+    double acc = 0.0;
+    for (long long kh = 0; kh < $KH; ++kh) {
+      const long long th = ih + $PH - kh * $DH;
+      if (th < 0 || th % $SH != 0 || th / $SH >= $OH) continue;
+      for (long long kw = 0; kw < $KW; ++kw) {
+        const long long tw = iw + $PW - kw * $DW;
+        if (tw < 0 || tw % $SW != 0 || tw / $SW >= $OW) continue;
+        acc += (double)cols[(n * $K + (c * $KH + kh) * $KW + kw) * $P + (th / $SH) * $OW + tw / $SW];
+      }
+    }
+    dx[e] = (T)acc;
+)";
+  std::string source = "// col2im of " + std::to_string(p.n) + " images: library kernel\n" +
+                       fill("extern \"C\" __global__ void __launch_bounds__(256) $NAME(const $T* cols, $T* dx) {\n"
+                            "  typedef $T T;\n  " + std::string(kGridLoop) + body + "  }\n}\n", v);
+  return libraryKernel(name, source, total, 2);
+}
+
+CudaKernel generateBatchSumKernel(int64_t batch, int64_t elements, DType dtype, const std::string &name) {
+  std::map<std::string, std::string> v{
+      {"NAME", name}, {"TOTAL", ll(elements)}, {"B", ll(batch)}, {"T", floatName(dtype)}};
+  std::string body = R"(
+    double acc = 0.0;
+    for (long long b = 0; b < $B; ++b)
+      acc += (double)parts[b * $TOTAL + e];
+    out[e] = (T)acc;
+)";
+  std::string source = "// sum of " + std::to_string(batch) + " partial products: library kernel\n" +
+                       fill("extern \"C\" __global__ void __launch_bounds__(256) $NAME(const $T* parts, $T* out) {\n"
+                            "  typedef $T T;\n  " + std::string(kGridLoop) + body + "  }\n}\n", v);
+  return libraryKernel(name, source, elements, 2);
 }
 
 } // namespace kiln

@@ -29,7 +29,7 @@ template <typename T> void matmul(const MatmulParams &p, const T *a, const T *b,
   }
   int64_t lda = p.transposeA ? m : k, ldb = p.transposeB ? k : n;
   auto multiply = [&](int64_t batch) {
-    gemm(p.transposeA, p.transposeB, m, n, k, T(1), a + batch * m * k, lda, b + batch * k * n,
+    gemm(p.transposeA, p.transposeB, m, n, k, T(1), a + (p.broadcastA ? 0 : batch * m * k), lda, b + batch * k * n,
          ldb, T(0), c + batch * m * n, n);
   };
   if (p.batch > 1 && availableThreads() > 1 && m * n * k <= kSmallGemm) {

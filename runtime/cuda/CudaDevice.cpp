@@ -411,17 +411,17 @@ public:
       checkBlas(b.descSet(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA), "TRANSA");
       checkBlas(b.descSet(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB), "TRANSB");
       // Column-major shapes of the stored matrices: ours [rows, cols] row-major is [cols, rows] column-major.
-      auto layout = [&](cublasLtMatrixLayout_t &l, int64_t rows, int64_t cols) {
+      auto layout = [&](cublasLtMatrixLayout_t &l, int64_t rows, int64_t cols, bool broadcast = false) {
         // Row-major [rows, cols] = column-major [cols, rows] with leading dimension cols.
         checkBlas(b.layoutCreate(&l, type, uint64_t(cols), uint64_t(rows), cols), "cublasLtMatrixLayoutCreate");
         int32_t count = int32_t(p.batch);
-        int64_t stride = rows * cols;
+        int64_t stride = broadcast ? 0 : rows * cols; // 0: the same matrix for every batch
         checkBlas(b.layoutSet(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count), "BATCH_COUNT");
         checkBlas(b.layoutSet(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride),
                   "STRIDED_BATCH_OFFSET");
       };
       // Stored shapes: A is [k, m] when transposed else [m, k]; B [n, k] or [k, n]; C [m, n].
-      layout(plan.b, p.transposeA ? p.k : p.m, p.transposeA ? p.m : p.k);
+      layout(plan.b, p.transposeA ? p.k : p.m, p.transposeA ? p.m : p.k, p.broadcastA);
       layout(plan.a, p.transposeB ? p.n : p.k, p.transposeB ? p.k : p.n);
       layout(plan.c, p.m, p.n);
       checkBlas(b.preferenceCreate(&preference), "cublasLtMatmulPreferenceCreate");

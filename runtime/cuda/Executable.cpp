@@ -78,7 +78,7 @@ Executable::Executable(CudaProgram program, std::shared_ptr<Device> device, Exec
           alignment = std::min(alignment, alignmentOf(ptr));
         int64_t es = int64_t(dtypeSize(p.dtype));
         if (p.batch > 1)
-          for (int64_t stride : {p.m * p.k * es, p.k * p.n * es, p.m * p.n * es})
+          for (int64_t stride : {p.broadcastA ? 256 : p.m * p.k * es, p.k * p.n * es, p.m * p.n * es})
             alignment = std::min(alignment, alignmentOf(uint64_t(stride)));
         // An empty product is no call; k = 0 is zeros (cuBLASLt is not asked either).
         if (p.batch * p.m * p.n > 0 && p.k > 0)

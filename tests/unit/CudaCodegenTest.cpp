@@ -307,9 +307,34 @@ graph @lib(%x: f32[2,3,8,8] input, %w: f32[4,3,3,3] param, %a: f32[4,5] input, %
       EXPECT_FALSE(p.launches[s].kernel.empty());
     }
   }
-  EXPECT_EQ(matmuls, 1u);
-  EXPECT_EQ(library, 2u);
+  // The convolution (one group) is im2col, then a cuBLASLt GEMM of the filter
+  // (one matrix for every image) with each image's columns.
+  EXPECT_EQ(matmuls, 2u);
+  EXPECT_EQ(library, 1u); // max_pool2d
+  size_t im2col = 0;
+  while (im2col < p.program.steps.size() && p.program.steps[im2col].name.find("(im2col)") == std::string::npos)
+    ++im2col;
+  ASSERT_LT(im2col + 1, p.program.steps.size());
+  const Step &gemm = p.program.steps[im2col + 1];
+  EXPECT_EQ(gemm.kind, StepKind::Matmul);
+  EXPECT_TRUE(gemm.matmul.broadcastA);
+  EXPECT_EQ(gemm.matmul.batch, 2);
+  EXPECT_EQ(gemm.matmul.m, 4);      // filters
+  EXPECT_EQ(gemm.matmul.n, 8 * 8);  // output positions
+  EXPECT_EQ(gemm.matmul.k, 3 * 9);  // taps
+  // The columns live after the planned arena.
+  EXPECT_EQ(gemm.operands[1].offset, p.program.steps[im2col].result.offset);
+  EXPECT_GE(p.program.steps[im2col].result.offset + p.program.steps[im2col].result.bytes, p.program.arenaBytes - 255);
   expectCompiles(p, "lib");
+}
+
+TEST(CudaCodegen, GroupedConvolutionsKeepTheirDirectKernel) {
+  Module m = parseModule(readFile(kDir + "conv2d-strided-grouped.kir"), "conv2d-strided-grouped.kir");
+  CudaProgram p = lowerPlanned(*m.graphs[0]);
+  size_t direct = 0;
+  for (const Step &s : p.program.steps)
+    direct += s.kind == StepKind::Conv2d;
+  EXPECT_EQ(direct, 1u);
 }
 
 // What `kiln compile --emit=cuda|ptx --dump-dir` writes.
@@ -340,7 +365,8 @@ TEST(CudaCodegen, EmitAndDumpGiveEveryKernelStandalone) {
     }
   }
   EXPECT_GE(kernels, 3u); // conv2d_grad_input, conv2d_grad_filter, a fusion
-  EXPECT_NE(table.find("conv2d_grad_filter -> kiln_kernel_"), std::string::npos) << table;
+  EXPECT_NE(table.find("conv2d_grad_filter (im2col) -> kiln_kernel_"), std::string::npos) << table;
+  EXPECT_NE(table.find("conv2d_grad_filter (gemm) -> cuBLASLt"), std::string::npos) << table;
   std::filesystem::remove_all(dir);
 }
 

@@ -113,7 +113,8 @@ template <typename T> void hostMatmul(const MatmulParams &p, const T *a, const T
       for (int64_t j = 0; j < p.n; ++j) {
         double sum = 0;
         for (int64_t k = 0; k < p.k; ++k) {
-          double x = p.transposeA ? a[(batch * p.k + k) * p.m + i] : a[(batch * p.m + i) * p.k + k];
+          int64_t ab = p.broadcastA ? 0 : batch;
+          double x = p.transposeA ? a[(ab * p.k + k) * p.m + i] : a[(ab * p.m + i) * p.k + k];
           double y = p.transposeB ? b[(batch * p.n + j) * p.k + k] : b[(batch * p.k + k) * p.n + j];
           sum += x * y;
         }

@@ -53,6 +53,24 @@ std::vector<CudaTestCase> loadCudaTestCases(bool gpu) {
       cases.back().conformance = true;
     }
   }
+  // Convolutions through im2col, cuBLASLt and col2im (one group): strided,
+  // padded and dilated, one image (the filter gradient straight from the
+  // GEMM) and three (a sum of per-image products), forward and gradients.
+  for (int images : {1, 3}) {
+    std::string n = std::to_string(images);
+    std::string text = "graph @conv_gemm(%x: f32[" + n + ",3,9,8] param, %w: f32[5,3,3,2] param, %cot: f32[" + n +
+                       ",5,4,10] input) -> (f32[]) {\n"
+                       "  %0 = conv2d %x, %w {stride = [2, 1], padding = [0, 2], dilation = [1, 2], groups = 1} : f32[" +
+                       n + ",5,4,10]\n  %1 = mul %0, %cot : f32[" + n + ",5,4,10]\n"
+                       "  %2 = reduce_sum %1 {axes = [0, 1, 2, 3]} : f32[]\n  return %2\n}\n";
+    Module m = parseModule(text, "conv_gemm_" + n + ".kir");
+    std::unique_ptr<Graph> g = std::move(m.graphs[0]);
+    runPasses(*g, parsePassPipeline("autodiff"), verifyEachOptions());
+    TensorMap args;
+    for (const auto &a : g->arguments())
+      args[a->name] = defaultArgumentValue(*a, 7);
+    cases.push_back(makeCase("conv_gemm_" + n + ".kir", std::move(g), args, gpu ? 1e-4 : 1e-5));
+  }
   for (const char *model : {"mlp", "cnn", "gpt"}) {
     std::unique_ptr<Graph> step = smallTrainingStep(model, OptimizerKind::Momentum);
     TensorMap args;
