@@ -114,12 +114,13 @@ TEST_F(Gpu, GraphReplayEqualsKernelByKernelRuns) {
 template <typename T>
 std::vector<double> referenceMatmul(const MatmulParams &p, const std::vector<T> &a, const std::vector<T> &b) {
   std::vector<double> c(size_t(p.batch * p.m * p.n));
+  auto ab = [&](int64_t batch) { return p.broadcastA ? 0 : batch; };
   for (int64_t batch = 0; batch < p.batch; ++batch)
     for (int64_t i = 0; i < p.m; ++i)
       for (int64_t j = 0; j < p.n; ++j) {
         double sum = 0;
         for (int64_t k = 0; k < p.k; ++k)
-          sum += double(p.transposeA ? a[size_t((batch * p.k + k) * p.m + i)] : a[size_t((batch * p.m + i) * p.k + k)]) *
+          sum += double(p.transposeA ? a[size_t((ab(batch) * p.k + k) * p.m + i)] : a[size_t((ab(batch) * p.m + i) * p.k + k)]) *
                  double(p.transposeB ? b[size_t((batch * p.n + j) * p.k + k)] : b[size_t((batch * p.k + k) * p.n + j)]);
         c[size_t((batch * p.m + i) * p.n + j)] = sum;
       }
@@ -129,7 +130,7 @@ std::vector<double> referenceMatmul(const MatmulParams &p, const std::vector<T> 
 template <typename T> void checkMatmul(cuda::Device &device, const MatmulParams &p) {
   std::mt19937 rng(7);
   std::uniform_real_distribution<double> uniform(-1, 1);
-  std::vector<T> a(size_t(p.batch * p.m * p.k)), b(size_t(p.batch * p.k * p.n)), c(size_t(p.batch * p.m * p.n));
+  std::vector<T> a(size_t((p.broadcastA ? 1 : p.batch) * p.m * p.k)), b(size_t(p.batch * p.k * p.n)), c(size_t(p.batch * p.m * p.n));
   for (T &x : a)
     x = T(uniform(rng));
   for (T &x : b)
@@ -151,18 +152,22 @@ template <typename T> void checkMatmul(cuda::Device &device, const MatmulParams 
 
 TEST_F(Gpu, CublasLtMatmulsOfEveryLayoutMatchDoubleSums) {
   for (int64_t batch : {1, 3})
-    for (bool ta : {false, true})
-      for (bool tb : {false, true})
-        for (DType dtype : {DType::F32, DType::F64}) {
-          MatmulParams p;
-          p.batch = batch, p.m = 37, p.n = 19, p.k = 53, p.transposeA = ta, p.transposeB = tb, p.dtype = dtype;
-          SCOPED_TRACE("batch " + std::to_string(batch) + (ta ? " A^T" : " A") + (tb ? " B^T " : " B ") +
-                       std::string(dtypeName(dtype)));
-          if (dtype == DType::F32)
-            checkMatmul<float>(*device_, p);
-          else
-            checkMatmul<double>(*device_, p);
-        }
+    for (bool broadcast : {false, true})
+      for (bool ta : {false, true})
+        for (bool tb : {false, true})
+          for (DType dtype : {DType::F32, DType::F64}) {
+            if (broadcast && batch == 1)
+              continue;
+            MatmulParams p;
+            p.batch = batch, p.m = 37, p.n = 19, p.k = 53, p.transposeA = ta, p.transposeB = tb, p.dtype = dtype;
+            p.broadcastA = broadcast; // one A for every batch (the convolutions' filter)
+            SCOPED_TRACE("batch " + std::to_string(batch) + (broadcast ? " one" : "") + (ta ? " A^T" : " A") +
+                         (tb ? " B^T " : " B ") + std::string(dtypeName(dtype)));
+            if (dtype == DType::F32)
+              checkMatmul<float>(*device_, p);
+            else
+              checkMatmul<double>(*device_, p);
+          }
 }
 
 TEST_F(Gpu, OutOfMemoryIsALocatedError) {

@@ -153,6 +153,28 @@ TEST(CpuKernels, MatmulMatchesInterpreter) {
   }
 }
 
+// One A for every batch (MatmulParams::broadcastA): each batch equals the
+// matmul of A with that batch's B.
+TEST(CpuKernels, MatmulWithABroadcastOverTheBatch) {
+  std::mt19937 rng(4);
+  for (bool transposeA : {false, true}) {
+    MatmulParams p;
+    p.batch = 3, p.m = 5, p.n = 7, p.k = 6, p.transposeA = transposeA, p.broadcastA = true;
+    HostTensor a = randomTensor(DType::F32, transposeA ? Shape{6, 5} : Shape{5, 6}, rng);
+    HostTensor b = randomTensor(DType::F32, Shape{3, 6, 7}, rng);
+    HostTensor got = poisoned(DType::F32, Shape{3, 5, 7});
+    cpu::matmul(p, a.dataAs<float>(), b.dataAs<float>(), got.dataAs<float>());
+    MatmulParams one = p;
+    one.batch = 1, one.broadcastA = false;
+    for (int64_t batch = 0; batch < 3; ++batch) {
+      HostTensor want(DType::F32, Shape{5, 7});
+      cpu::matmul(one, a.dataAs<float>(), b.dataAs<float>() + batch * 42, want.dataAs<float>());
+      for (int64_t i = 0; i < 35; ++i)
+        ASSERT_EQ(got.getDouble(batch * 35 + i), want.getDouble(i)) << "batch " << batch << " element " << i;
+    }
+  }
+}
+
 TEST(CpuKernels, MatmulWithEmptyContractionIsZeros) {
   MatmulParams p;
   p.batch = 2, p.m = 3, p.n = 4, p.k = 0;
