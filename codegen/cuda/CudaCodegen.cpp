@@ -160,6 +160,10 @@ struct Scope {
   bool uniform = true; // every thread of the block runs it alike (block reductions allowed)
 };
 
+/// A loop kernel whose reductions reach this length splits them over a block
+/// ("split" kernels).
+constexpr int64_t kSplitReduction = 256;
+
 class Emitter {
 public:
   Emitter(const Node &node, std::string name) : node_(node), name_(std::move(name)) {}
@@ -270,6 +274,7 @@ private:
   bool rowMode_ = false;
   bool narrow_ = false; // int index arithmetic
   int64_t maxReduced_ = 1; // the largest reduction extent (row kernels' block size)
+  bool splitMode_ = false; // a "split" kernel: 32 outputs per block, their reductions over 8 warps
 };
 
 void Emitter::markUniform(const std::vector<const Node *> &nodes) {
@@ -533,15 +538,19 @@ std::string Emitter::reduction(const Node &node, const Coords &c, int depth) {
     init = t == DType::I32 ? "(-2147483647 - 1)" : "(-9223372036854775807LL - 1)";
   // Block-wide only where every thread of the block runs alike: the kernel's
   // top and the row loop, not inside another reduction's or a row's loop.
-  bool cooperative = rowMode_ && chain_[size_t(depth)]->uniform;
+  bool cooperative = (rowMode_ || splitMode_) && chain_[size_t(depth)]->uniform;
   std::string a = fresh("acc"), best = fresh("arg");
   line(depth, acc + " " + a + " = " + init + ";");
   if (argmax)
     line(depth, "long long " + best + " = 9223372036854775807LL;");
   std::string k = fresh("k");
-  int inner = openLoop(depth, cooperative ? "for (kiln_idx " + k + " = threadIdx.x; " + k + " < " + ll(count) + "; " +
-                                                k + " += blockDim.x) {"
-                                          : "for (kiln_idx " + k + " = 0; " + k + " < " + ll(count) + "; ++" + k + ") {");
+  std::string header = "for (kiln_idx " + k + " = 0; " + k + " < " + ll(count) + "; ++" + k + ") {";
+  if (cooperative && rowMode_)
+    header = "for (kiln_idx " + k + " = threadIdx.x; " + k + " < " + ll(count) + "; " + k + " += blockDim.x) {";
+  else if (cooperative) // split: warp w sums elements w, w + warps, ...
+    header = "for (kiln_idx " + k + " = (kiln_idx)(threadIdx.x >> 5); " + k + " < " + ll(count) + "; " + k +
+             " += (kiln_idx)(blockDim.x >> 5)) {";
+  int inner = openLoop(depth, header);
   Coords r = unflatten(Coord{k, inner}, reducedDims);
   Coords full(in.rank());
   for (size_t d = 0, kept = 0, red = 0; d < in.rank(); ++d)
@@ -554,7 +563,9 @@ std::string Emitter::reduction(const Node &node, const Coords &c, int depth) {
   else
     line(inner, a + " = kiln_max(" + a + ", " + v + ");");
   closeLoop();
-  if (cooperative) {
+  if (cooperative && splitMode_) // (no argmax in split kernels)
+    line(depth, a + " = kiln_split_reduce(" + a + (sum ? ", KilnSum());" : ", KilnMax());"));
+  else if (cooperative) {
     if (argmax)
       line(depth, "kiln_block_argmax(" + a + ", " + best + ");");
     else
@@ -721,13 +732,38 @@ CudaKernel Emitter::run() {
     kernel.launch.block = 256;
     kernel.strategy = "loop";
     signature += "__launch_bounds__(256) ";
+    // Long reductions to few outputs (a bias gradient's column sums over every
+    // token): one thread per output would leave the GPU idle, so 32 outputs
+    // share a block and each output's reduction is split over its 8 warps.
+    bool argmax = std::any_of(nodes.begin(), nodes.end(), [](const Node *n) { return n->kind() == OpKind::Argmax; });
+    bool split = !argmax && maxReduced_ >= kSplitReduction && groups.size() == 1 && most > 0;
     // 16-byte loads and stores: one shape of 4-byte results, a multiple of 4
     // elements; each thread computes 4 consecutive elements (lanes) from the
     // float4/int4 of every input of that shape.
     auto vectorType = [](DType t) { return t == DType::F32 ? "float4" : t == DType::I32 ? "int4" : ""; };
-    bool vector = groups.size() == 1 && most >= 4 && most % 4 == 0 &&
+    bool vector = !split && groups.size() == 1 && most >= 4 && most % 4 == 0 &&
                   std::all_of(yields.begin(), yields.end(), [&](const Value *y) { return *vectorType(y->type.dtype); });
-    if (vector) {
+    if (split) {
+      kernel.strategy = "split";
+      splitMode_ = true;
+      const Shape &shape = yields[groups[0][0]]->type.shape;
+      int64_t tiles = (most + 31) / 32;
+      kernel.launch.grid = std::clamp<int64_t>(tiles, 1, 65535);
+      int d = openLoop(0, "for (kiln_idx tile = blockIdx.x; tile < " + ll(tiles) + "; tile += gridDim.x) {", true);
+      // Every thread of the block runs the tile (the reductions synchronize):
+      // a lane past the end computes the last output again and stores nothing.
+      line(d, "const kiln_idx i = min(tile * 32 + (kiln_idx)(threadIdx.x & 31u), " + ll(most - 1) + ");");
+      rootShape_ = &shape, rootIndex_ = "i", rootCoords_ = unflatten(Coord{"i", d}, shape.dims());
+      std::vector<std::string> values;
+      for (size_t r : groups[0])
+        values.push_back(at(yields[r], rootCoords_));
+      rootShape_ = nullptr;
+      line(d, "if ((threadIdx.x >> 5) == 0u && tile * 32 + (kiln_idx)(threadIdx.x & 31u) < " + ll(most) + ") {");
+      for (size_t n = 0; n < groups[0].size(); ++n)
+        store(d, groups[0][n], "i", values[n]);
+      line(d, "}");
+      closeLoop();
+    } else if (vector) {
       const Shape &shape = yields[0]->type.shape;
       int64_t quads = most / 4;
       kernel.launch.grid = std::clamp<int64_t>((quads + 255) / 256, 1, 65535);

@@ -94,6 +94,20 @@ template <typename T, typename F> __device__ __forceinline__ T kiln_block_reduce
   for (int w = 1; w < warps; ++w) v = f(v, shm[w]);
   return v;
 }
+// Split (column) reductions: each warp of the block sums every (warps)-th
+// element for 32 outputs, one per lane; every thread then combines the
+// partials of its lane in warp order, so all threads get the total.
+// Deterministic for a given block size; no atomics.
+template <typename T, typename F> __device__ __forceinline__ T kiln_split_reduce(T v, F f) {
+  __shared__ T shs[1024];
+  __syncthreads(); // the previous reduction's readers are done with shs
+  shs[threadIdx.x] = v;
+  __syncthreads();
+  const unsigned lane = threadIdx.x & 31u;
+  v = shs[lane];
+  for (unsigned p = 1; p < (blockDim.x >> 5); ++p) v = f(v, shs[lane + 32u * p]);
+  return v;
+}
 // argmax: the first NaN wins, else the greatest value, ties to the lowest index.
 template <typename T> __device__ __forceinline__ void kiln_arg_combine(T &v, long long &i, T ov, long long oi) {
   bool n = kiln_isnan(v), on = kiln_isnan(ov);

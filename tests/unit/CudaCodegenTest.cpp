@@ -221,6 +221,25 @@ graph @bias_grad(%x: f32[128,512] input) -> (f32[512]) {
   EXPECT_NE(k.source.find("typedef int kiln_idx;"), std::string::npos) << k.source; // 32-bit index arithmetic
 }
 
+// A bias gradient over every token: 768 outputs, 8192 rows each. One thread
+// per output would run 3 blocks; a split kernel gives 32 outputs a block and
+// splits each sum over its 8 warps, combined in warp order.
+TEST(CudaCodegen, LongColumnSumsAreSplitOverABlock) {
+  std::string strategy;
+  CudaKernel k = onlyKernel(R"(
+graph @bias_grad(%x: f32[8192,768] input) -> (f32[768]) {
+  %0 = reduce_sum %x {axes = [0]} : f32[768]
+  return %0
+}
+)", strategy);
+  EXPECT_EQ(strategy, "split") << k.source;
+  EXPECT_EQ(k.launch.block, 256);
+  EXPECT_EQ(k.launch.grid, 24); // 768 outputs / 32
+  EXPECT_NE(k.source.find("kiln_split_reduce(acc"), std::string::npos) << k.source;
+  EXPECT_NE(k.source.find(" += (kiln_idx)(blockDim.x >> 5))"), std::string::npos) << k.source; // warps stride the rows
+  EXPECT_EQ(k.source.find("atomic"), std::string::npos) << k.source;
+}
+
 TEST(CudaCodegen, ElementwiseIsAGridStrideLoopWithInterpreterSemantics) {
   std::string strategy;
   CudaKernel k = onlyKernel(R"(

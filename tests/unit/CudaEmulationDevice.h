@@ -49,7 +49,7 @@ public:
 private:
   std::string source_, wrappers_;
   std::map<std::string, std::string> prefixes_; // module source -> its program's prefix
-  std::set<std::string> concurrent_;             // prefixed names of "row" kernels
+  std::set<std::string> concurrent_;             // prefixed names of "row" and "split" kernels
   void *handle_ = nullptr;
   void (*launch_)(Wrapper, void **, unsigned, unsigned, int) = nullptr;
 };

@@ -71,6 +71,28 @@ std::vector<CudaTestCase> loadCudaTestCases(bool gpu) {
       args[a->name] = defaultArgumentValue(*a, 7);
     cases.push_back(makeCase("conv_gemm_" + n + ".kir", std::move(g), args, gpu ? 1e-4 : 1e-5));
   }
+  // Long column reductions ("split" kernels): sums, a max, and a variance
+  // whose second reduction reads the first one's result.
+  {
+    Module m = parseModule(R"(graph @columns(%x: f32[300,37] input, %y: f32[4,300,5] input) -> (f32[37], f32[37], f32[37], f32[4,5]) {
+  %0 = reduce_sum %x {axes = [0]} : f32[37]
+  %1 = reduce_max %x {axes = [0]} : f32[37]
+  %2 = constant {value = 0.0033333333} : f32[]
+  %3 = broadcast %2 {dims = []} : f32[37]
+  %4 = mul %0, %3 : f32[37]
+  %5 = broadcast %4 {dims = [1]} : f32[300,37]
+  %6 = sub %x, %5 : f32[300,37]
+  %7 = mul %6, %6 : f32[300,37]
+  %8 = reduce_sum %7 {axes = [0]} : f32[37]
+  %9 = reduce_sum %y {axes = [1]} : f32[4,5]
+  return %0, %1, %8, %9
+}
+)", "columns.kir");
+    TensorMap args;
+    for (const auto &a : m.graphs[0]->arguments())
+      args[a->name] = defaultArgumentValue(*a, 9);
+    cases.push_back(makeCase("columns.kir", std::move(m.graphs[0]), args, gpu ? 1e-4 : 1e-5));
+  }
   for (const char *model : {"mlp", "cnn", "gpt"}) {
     std::unique_ptr<Graph> step = smallTrainingStep(model, OptimizerKind::Momentum);
     TensorMap args;
