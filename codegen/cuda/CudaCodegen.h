@@ -62,6 +62,16 @@ CudaKernel generateIm2colKernel(const WindowParams &p, const std::string &name);
 CudaKernel generateCol2imKernel(const WindowParams &p, const std::string &name);
 CudaKernel generateBatchSumKernel(int64_t batch, int64_t elements, DType dtype, const std::string &name);
 
+/// scatter_add through a sort (lowerForCuda, when there are fewer indices
+/// than outputs): the first kernel writes the indices' values in stable
+/// sorted order and, after them, their positions (`long long [2, indices]`:
+/// each index's rank is the count of smaller ones and of equal ones before
+/// it); the second gives each output element its run of equal keys by binary
+/// search and sums those updates in index order, in double — the same sums,
+/// in the same order, as the direct kernel, without looping over every index.
+CudaKernel generateScatterSortKernel(const IndexParams &p, const std::string &name);
+CudaKernel generateSortedScatterAddKernel(const IndexParams &p, const std::string &name);
+
 /// Lowers a planned graph (plan-memory ran last) for the CUDA backend,
 /// putting at most `kernelsPerModule` kernels into one translation unit (few
 /// programs compile faster than many; several compile in parallel).

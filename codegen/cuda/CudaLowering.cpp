@@ -22,7 +22,7 @@ public:
   /// The steps of `step`: itself, or, for a convolution of one group with
   /// every size positive, im2col / matmul / col2im / batch-sum steps.
   void lower(const Step &step, const Node *kernelNode) {
-    if (!lowerConvolution(step)) {
+    if (!lowerConvolution(step) && !lowerScatterAdd(step)) {
       CudaLaunch launch;
       if (step.kind == StepKind::Kernel)
         launch = add(generateCudaKernel(*kernelNode, nextName()));
@@ -161,6 +161,29 @@ private:
       push(sum, add(generateBatchSumKernel(p.n, p.o * taps, p.dtype, nextName())));
       scratch_ = std::max(scratch_, partsAt + partsBytes);
     }
+    return true;
+  }
+
+  /// scatter_add with fewer indices than outputs: sort the indices, then
+  /// each output sums its run (the direct kernel loops over every index for
+  /// every output: 50257 x 768 x 8192 iterations for GPT-2's embedding).
+  bool lowerScatterAdd(const Step &step) {
+    const IndexParams &q = step.index;
+    if (step.kind != StepKind::ScatterAdd || q.indices < 1 || q.indices >= q.outer * q.rows * q.inner)
+      return false;
+    int64_t sortedBytes = 2 * q.indices * 8;
+    Step sort = derived(step, StepKind::Kernel, " (sort)");
+    sort.operands = {step.operands[0]};
+    sort.result = scratch(0, sortedBytes);
+    markScratch({0});
+    push(sort, add(generateScatterSortKernel(q, nextName())));
+    Step sum = derived(step, StepKind::Kernel, " (sum)");
+    sum.what = step.what, sum.resultTypes = step.resultTypes;
+    sum.operands = {scratch(0, sortedBytes), step.operands[1]};
+    sum.result = step.result;
+    markScratch({1});
+    push(sum, add(generateSortedScatterAddKernel(q, nextName())));
+    scratch_ = std::max(scratch_, sortedBytes);
     return true;
   }
 

@@ -326,4 +326,64 @@ CudaKernel generateBatchSumKernel(int64_t batch, int64_t elements, DType dtype, 
   return libraryKernel(name, source, elements, 2);
 }
 
+namespace {
+
+std::map<std::string, std::string> indexValues(const IndexParams &q, const std::string &name) {
+  return {{"OUTER", ll(q.outer)}, {"ROWS", ll(q.rows)}, {"INNER", ll(q.inner)}, {"IDX", ll(q.indices)},
+          {"I", q.indexType == DType::I64 ? "long long" : "int"}, {"V", cudaStorageType(q.valueType)},
+          {"NAME", name}};
+}
+
+} // namespace
+
+CudaKernel generateScatterSortKernel(const IndexParams &q, const std::string &name) {
+  std::map<std::string, std::string> v = indexValues(q, name);
+  v["TOTAL"] = ll(q.indices);
+  std::string body = R"(
+    const long long key = (long long)idx[e];
+    long long rank = 0;
+    for (long long j = 0; j < $IDX; ++j) {
+      const long long other = (long long)idx[j];
+      rank += (other < key || (other == key && j < e)) ? 1 : 0;
+    }
+    sorted[rank] = key;
+    sorted[$IDX + rank] = e;
+)";
+  std::string source = "// scatter_add: the indices sorted: library kernel\n" +
+                       fill("extern \"C\" __global__ void __launch_bounds__(256) $NAME(const $I* idx, long long* sorted) {\n"
+                            "  " + std::string(kGridLoop) + body + "  }\n}\n", v);
+  return libraryKernel(name, source, q.indices, 2);
+}
+
+CudaKernel generateSortedScatterAddKernel(const IndexParams &q, const std::string &name) {
+  std::map<std::string, std::string> v = indexValues(q, name);
+  int64_t total = q.outer * q.rows * q.inner;
+  v["TOTAL"] = ll(total);
+  std::string acc, init, add, result;
+  if (q.valueType == DType::F32 || q.valueType == DType::F64)
+    acc = "double", init = "0.0", add = "sum += (double)upd[(o * $IDX + j) * $INNER + t];", result = "(V)sum";
+  else if (q.valueType == DType::I32 || q.valueType == DType::I64)
+    acc = "unsigned long long", init = "0ull",
+    add = "sum += (unsigned long long)(long long)upd[(o * $IDX + j) * $INNER + t];", result = "(V)(long long)sum";
+  else
+    throwError("", "the CUDA backend has no scatter_add kernel for " + std::string(dtypeName(q.valueType)));
+  std::string body = R"(
+    const long long t = e % $INNER, r = (e / $INNER) % $ROWS, o = e / ($INNER * $ROWS);
+    long long lo = 0, hi = $IDX;
+    while (lo < hi) {
+      const long long mid = (lo + hi) >> 1;
+      if (sorted[mid] < r) lo = mid + 1; else hi = mid;
+    }
+    )" + acc + " sum = " + init + R"(;
+    for (long long p = lo; p < $IDX && sorted[p] == r; ++p) {
+      const long long j = sorted[$IDX + p];
+      )" + add + R"(
+    }
+    out[e] = )" + result + ";\n";
+  std::string source = "// scatter_add: sums of the sorted runs: library kernel\n" +
+                       fill("extern \"C\" __global__ void __launch_bounds__(256) $NAME(const long long* sorted, const $V* upd, $V* out) {\n"
+                            "  typedef $V V;\n  " + std::string(kGridLoop) + body + "  }\n}\n", v);
+  return libraryKernel(name, source, total, 3);
+}
+
 } // namespace kiln

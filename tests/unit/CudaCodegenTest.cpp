@@ -347,6 +347,25 @@ graph @lib(%x: f32[2,3,8,8] input, %w: f32[4,3,3,3] param, %a: f32[4,5] input, %
   expectCompiles(p, "lib");
 }
 
+// GPT-2's token-embedding gradient: 8192 indices into 50257 rows of 768. The
+// direct kernel would loop over every index for each of the 38.6M outputs;
+// sorted, each output sums only its run.
+TEST(CudaCodegen, ScatterAddWithFewIndicesSortsThem) {
+  Module m = parseModule(R"(
+graph @embedding_grad(%idx: i32[8192] input, %upd: f32[8192,768] input) -> (f32[50257,768]) {
+  %0 = scatter_add %idx, %upd {axis = 0} : f32[50257,768]
+  return %0
+}
+)", "embedding_grad.kir");
+  CudaProgram p = lowerPlanned(*m.graphs[0]);
+  ASSERT_EQ(p.program.steps.size(), 2u);
+  EXPECT_NE(p.program.steps[0].name.find("(sort)"), std::string::npos);
+  EXPECT_EQ(p.program.steps[0].result.bytes, 2 * 8192 * 8); // keys, then positions
+  EXPECT_EQ(p.program.steps[1].operands[0].offset, p.program.steps[0].result.offset);
+  EXPECT_EQ(p.launches[1].parameters, 3);
+  expectCompiles(p, "embedding_grad");
+}
+
 TEST(CudaCodegen, GroupedConvolutionsKeepTheirDirectKernel) {
   Module m = parseModule(readFile(kDir + "conv2d-strided-grouped.kir"), "conv2d-strided-grouped.kir");
   CudaProgram p = lowerPlanned(*m.graphs[0]);
