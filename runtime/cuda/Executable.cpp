@@ -81,8 +81,19 @@ Executable::Executable(CudaProgram program, std::shared_ptr<Device> device, Exec
           for (int64_t stride : {p.broadcastA ? 256 : p.m * p.k * es, p.k * p.n * es, p.m * p.n * es})
             alignment = std::min(alignment, alignmentOf(uint64_t(stride)));
         // An empty product is no call; k = 0 is zeros (cuBLASLt is not asked either).
-        if (p.batch * p.m * p.n > 0 && p.k > 0)
-          matmul = device_->prepareMatmul(p, alignment);
+        if (p.batch * p.m * p.n > 0 && p.k > 0) {
+          try {
+            matmul = device_->prepareMatmul(p, alignment);
+          } catch (const Error &) {
+            if (!p.broadcastA || p.batch < 2)
+              throw;
+            // No batched algorithm with a shared A: one GEMM per batch.
+            MatmulParams one = p;
+            one.batch = 1, one.broadcastA = false;
+            matmul = device_->prepareMatmul(one, alignment);
+            unbatched_.insert(s);
+          }
+        }
       }
       matmuls_.push_back(matmul);
       pointers_.push_back(std::move(pointers));
@@ -176,7 +187,13 @@ void Executable::queueStep(size_t index) {
   const std::vector<DevicePtr> &pointers = pointers_[index];
   switch (step.kind) {
   case StepKind::Matmul:
-    if (matmuls_[index])
+    if (matmuls_[index] && unbatched_.count(index)) {
+      const MatmulParams &p = step.matmul;
+      DevicePtr es = dtypeSize(p.dtype);
+      for (int64_t b = 0; b < p.batch; ++b)
+        device_->matmul(matmuls_[index], pointers[0], pointers[1] + DevicePtr(b * p.k * p.n) * es,
+                        pointers[2] + DevicePtr(b * p.m * p.n) * es);
+    } else if (matmuls_[index])
       device_->matmul(matmuls_[index], pointers[0], pointers[1], pointers[2]);
     else
       device_->fill(pointers[2], 0, step.result.bytes);

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -99,6 +100,9 @@ private:
   /// pointers (operands, then the results).
   std::vector<KernelHandle> kernels_;
   std::vector<MatmulHandle> matmuls_;
+  /// Matmul steps with a shared A that run as one GEMM per batch (the device
+  /// had no batched algorithm for them).
+  std::set<size_t> unbatched_;
   std::vector<std::vector<DevicePtr>> pointers_;
   std::vector<size_t> stagedUpdates_;
   std::vector<DevicePtr> staging_;

@@ -289,6 +289,8 @@ void EmulatedDevice::launch(cuda::KernelHandle kernel, const CudaLaunch &launch,
 
 cuda::MatmulHandle EmulatedDevice::prepareMatmul(const MatmulParams &params, uint32_t alignment) {
   notCapturing("preparing a matmul");
+  if (refuseBroadcastA && params.broadcastA)
+    throwError("emulated cuda", "no algorithm for a matmul with a shared A");
   matmuls_[next_] = params;
   matmulAlignments.push_back(alignment);
   return next_++;

@@ -91,6 +91,9 @@ public:
   /// and the alignment promised to each prepared matmul.
   int64_t kernelsRun = 0, graphsLaunched = 0;
   std::vector<uint32_t> matmulAlignments;
+  /// Refuses batched matmuls with a shared A, as a library without such an
+  /// algorithm would (the Executable then runs one GEMM per batch).
+  bool refuseBroadcastA = false;
 
 private:
   void queue(std::function<void()> op);

@@ -82,6 +82,29 @@ TEST(CudaEmulation, ConformanceCasesAndTrainingStepsMatchTheReference) {
   }
 }
 
+// Convolutions whose batched GEMM (one filter for every image) the library
+// cannot run fall back to one GEMM per image, with the same results.
+TEST(CudaEmulation, ConvolutionsRunAsOneGemmPerImageWithoutABatchedAlgorithm) {
+  Suite &s = suite();
+  ASSERT_TRUE(s.loaded);
+  size_t checked = 0;
+  for (size_t i = 0; i < s.cases.size(); ++i) {
+    bool shared = false;
+    for (const Step &step : s.programs[i].program.steps)
+      shared = shared || (step.kind == StepKind::Matmul && step.matmul.broadcastA && step.matmul.batch > 1);
+    if (!shared)
+      continue;
+    auto device = std::make_shared<EmulatedDevice>(s.kernels);
+    device->refuseBroadcastA = true;
+    auto exe = load(i, device);
+    exe->run();
+    exe->synchronize();
+    expectMatchesReference(s.cases[i], *exe, "emulated cuda, one GEMM per image");
+    ++checked;
+  }
+  EXPECT_GE(checked, 3u); // conv2d.grad, conv_gemm_3, cnn
+}
+
 // The CUDA graph captured on the second run and replayed after gives the
 // same bits as launching every kernel every run; capture obeys CUDA's rules
 // (the emulated device throws on an allocation, a synchronous copy or a
