@@ -78,7 +78,7 @@ json measureSgemm(cuda::Device &device, int n, int reps) {
   device.copyToDevice(db, b.data(), bytes);
   MatmulParams params;
   params.m = params.n = params.k = n;
-  cuda::MatmulHandle matmul = device.prepareMatmul(params, 256);
+  cuda::MatmulHandle matmul = device.prepareMatmul(params, 256, 0);
   cuda::EventHandle start = device.createEvent(), stop = device.createEvent();
   device.matmul(matmul, da, db, dc);
   device.synchronize();

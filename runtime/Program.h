@@ -53,6 +53,10 @@ struct MatmulParams {
   /// A is one matrix for every batch (the CUDA backend's convolutions: the
   /// filter times each image's im2col); B and C are still `batch` matrices.
   bool broadcastA = false;
+  /// C = op(A) op(B) + bias, the bias a third operand of n values added to
+  /// every row (the CUDA backend's cuBLASLt epilogue, for a Linear layer's
+  /// matmul and bias add; batch 1 only).
+  bool biasEpilogue = false;
 };
 
 /// conv2d and its grads, and pooling: NCHW input [n, c, h, w], OIHW filter

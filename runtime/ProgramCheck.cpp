@@ -159,10 +159,14 @@ StepLayout matmulLayout(const Step &step) {
     layout.why = "invalid sizes";
   else if (!fitsBlas({p.batch, p.m, p.n, p.k}))
     layout.why = "too large for 32-bit BLAS";
+  else if (p.biasEpilogue && (p.batch != 1 || p.broadcastA))
+    layout.why = "a bias epilogue needs one matrix (batch 1)";
   if (!layout.why.empty())
     return layout;
   int64_t es = int64_t(dtypeSize(p.dtype));
   layout.operandBytes = {product({p.broadcastA ? 1 : p.batch, p.m, p.k, es}), product({p.batch, p.k, p.n, es})};
+  if (p.biasEpilogue)
+    layout.operandBytes.push_back(product({p.n, es}));
   layout.resultBytes = product({p.batch, p.m, p.n, es});
   return layout;
 }
@@ -233,7 +237,11 @@ void checkProgram(const Program &prog, const ProgramCheckOptions &options) {
       if (step.operands.size() != 1 || step.operands[0].bytes != step.result.bytes)
         fail(where + ": a copy takes one operand of the result's size");
       continue;
-    case StepKind::Matmul: layout = matmulLayout(step); break;
+    case StepKind::Matmul:
+      if (step.matmul.biasEpilogue && !options.matmulBias)
+        fail(where + ": a matmul with a bias epilogue, which this runtime does not run");
+      layout = matmulLayout(step);
+      break;
     case StepKind::Conv2d:
     case StepKind::Conv2dGradInput:
     case StepKind::Conv2dGradFilter: layout = convLayout(step); break;

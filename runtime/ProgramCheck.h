@@ -30,6 +30,8 @@ struct ProgramCheckOptions {
   bool kernelFunctions = true;
   /// The most pointers (operands + results) a kernel step may take.
   size_t maxKernelPointers = 32;
+  /// Matmuls may carry a bias epilogue (MatmulParams::biasEpilogue: CUDA).
+  bool matmulBias = false;
 };
 
 /// Checks the whole Program: every buffer slice inside its buffer, operand

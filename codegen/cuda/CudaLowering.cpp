@@ -5,6 +5,7 @@
 // the planned arena.
 #include "codegen/ProgramLowering.h"
 #include "codegen/cuda/CudaCodegen.h"
+#include "ir/Graph.h"
 
 #include <algorithm>
 
@@ -30,6 +31,76 @@ public:
         launch = add(generateLibraryKernel(step, nextName()));
       push(step, launch);
     }
+  }
+
+  /// A matmul whose only reader is the next step, a fusion adding a bias row
+  /// to it (a Linear layer), becomes one matmul with cuBLASLt's bias
+  /// epilogue writing the fusion's result. `later` are the steps after the
+  /// fusion (to check nothing else reads the matmul's result).
+  bool fuseBias(const Step &matmul, const Step &add, const Node &addNode, const std::vector<Step> &later,
+                size_t from) {
+    const MatmulParams &p = matmul.matmul;
+    const Graph *body = addNode.body();
+    if (p.batch != 1 || p.broadcastA || p.biasEpilogue || p.dtype != DType::F32 || p.k < 1 || !body ||
+        body->arguments().size() != 2 || body->nodes().size() != 2 || body->results().size() != 1 ||
+        !add.extraResults.empty())
+      return false;
+    const Node *broadcast = body->nodes()[0].get(), *sum = body->nodes()[1].get();
+    if (broadcast->kind() != OpKind::Broadcast || sum->kind() != OpKind::Add || body->results()[0] != sum->result() ||
+        broadcast->intsAttr("dims") != std::vector<int64_t>{1})
+      return false;
+    // add(x, broadcast(bias)) in either order, x the matmul's result [m, n], bias [n].
+    const Value *x = sum->operand(0) == broadcast->result() ? sum->operand(1) : sum->operand(0);
+    if (sum->operand(0) != broadcast->result() && sum->operand(1) != broadcast->result())
+      return false;
+    auto argumentIndex = [&](const Value *v) -> int {
+      for (size_t a = 0; a < body->arguments().size(); ++a)
+        if (&body->arguments()[a]->value == v)
+          return int(a);
+      return -1;
+    };
+    int xi = argumentIndex(x), bi = argumentIndex(broadcast->operand(0));
+    if (xi < 0 || bi < 0 || xi == bi || x->type.shape != Shape{p.m, p.n})
+      return false;
+    auto same = [](const BufferRef &a, const BufferRef &b) {
+      return a.space == b.space && a.argument == b.argument && a.offset == b.offset && a.bytes == b.bytes;
+    };
+    if (!same(add.operands[size_t(xi)], matmul.result) || same(add.result, matmul.operands[0]) ||
+        same(add.result, matmul.operands[1]))
+      return false;
+    // Nothing after reads the matmul's result before it is overwritten.
+    auto overlaps = [&](const BufferRef &r) {
+      const BufferRef &m = matmul.result;
+      return r.space == m.space && r.argument == m.argument && r.offset < m.offset + m.bytes &&
+             m.offset < r.offset + r.bytes;
+    };
+    auto covers = [&](const BufferRef &w) {
+      const BufferRef &m = matmul.result;
+      return w.space == m.space && w.argument == m.argument && w.offset <= m.offset &&
+             m.offset + m.bytes <= w.offset + w.bytes;
+    };
+    bool dead = covers(add.result); // the add wrote in place
+    for (size_t s = from; s < later.size() && !dead; ++s) {
+      for (const BufferRef &r : later[s].operands)
+        if (overlaps(r))
+          return false;
+      dead = covers(later[s].result);
+    }
+    for (const ResultSpec &r : out_.program.results)
+      if (!dead && overlaps(r.buffer))
+        return false;
+    for (const UpdateSpec &u : out_.program.updates)
+      if (!dead && overlaps(u.source))
+        return false;
+    Step fused = matmul;
+    fused.name = matmul.name + " + bias";
+    fused.what = matmul.what + " + bias";
+    fused.operands.push_back(add.operands[size_t(bi)]);
+    fused.result = add.result;
+    fused.resultTypes = add.resultTypes;
+    fused.matmul.biasEpilogue = true;
+    push(fused, CudaLaunch());
+    return true;
   }
 
   /// Scratch bytes the convolutions need after the planned arena (steps run
@@ -205,8 +276,14 @@ CudaProgram lowerForCuda(const Graph &planned, size_t kernelsPerModule) {
   std::vector<CudaKernel> kernels;
   Lowering lowering(out, kernels);
   size_t nextNode = 0;
-  for (const Step &step : steps)
-    lowering.lower(step, step.kind == StepKind::Kernel ? kernelNodes[nextNode++] : nullptr);
+  for (size_t s = 0; s < steps.size(); ++s) {
+    if (steps[s].kind == StepKind::Matmul && s + 1 < steps.size() && steps[s + 1].kind == StepKind::Kernel &&
+        lowering.fuseBias(steps[s], steps[s + 1], *kernelNodes[nextNode], steps, s + 2)) {
+      ++s, ++nextNode;
+      continue;
+    }
+    lowering.lower(steps[s], steps[s].kind == StepKind::Kernel ? kernelNodes[nextNode++] : nullptr);
+  }
   if (lowering.scratchBytes() > 0) {
     int64_t at = alignUp(out.program.arenaBytes);
     lowering.placeScratch(at);

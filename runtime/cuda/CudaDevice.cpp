@@ -383,7 +383,7 @@ public:
               std::to_string(launch.block) + ")");
   }
 
-  MatmulHandle prepareMatmul(const MatmulParams &p, uint32_t alignment) override {
+  MatmulHandle prepareMatmul(const MatmulParams &p, uint32_t alignment, DevicePtr bias) override {
     makeCurrent();
     const Blas &b = blas();
     if (!b.error.empty())
@@ -410,6 +410,16 @@ public:
       int32_t opA = p.transposeB ? CUBLAS_OP_T : CUBLAS_OP_N, opB = p.transposeA ? CUBLAS_OP_T : CUBLAS_OP_N;
       checkBlas(b.descSet(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA), "TRANSA");
       checkBlas(b.descSet(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB), "TRANSB");
+      if (p.biasEpilogue) {
+        // Along cuBLASLt's rows, which are our columns: one value per output feature.
+        uint32_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+        const void *pointer = reinterpret_cast<const void *>(bias);
+        int32_t biasType = int32_t(type);
+        checkBlas(b.descSet(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue), "EPILOGUE");
+        checkBlas(b.descSet(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &pointer, sizeof pointer), "BIAS_POINTER");
+        checkBlas(b.descSet(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &biasType, sizeof biasType),
+                  "BIAS_DATA_TYPE");
+      }
       // Column-major shapes of the stored matrices: ours [rows, cols] row-major is [cols, rows] column-major.
       auto layout = [&](cublasLtMatrixLayout_t &l, int64_t rows, int64_t cols, bool broadcast = false) {
         // Row-major [rows, cols] = column-major [cols, rows] with leading dimension cols.

@@ -72,9 +72,10 @@ public:
   /// Chooses how to run matmuls of these params (descriptors, algorithm,
   /// workspace): before any capture. `alignment` (a power of two, at least
   /// the element size) divides the address of every operand, result and
-  /// batch of the matmuls it will run. A kiln::Error for params the library
-  /// cannot run.
-  virtual MatmulHandle prepareMatmul(const MatmulParams &params, uint32_t alignment) = 0;
+  /// batch of the matmuls it will run. With `params.biasEpilogue`, `bias` is
+  /// the address of the n bias values (fixed: part of the plan). A kiln::Error
+  /// for params the library cannot run.
+  virtual MatmulHandle prepareMatmul(const MatmulParams &params, uint32_t alignment, DevicePtr bias) = 0;
   virtual void releaseMatmul(MatmulHandle matmul) noexcept = 0;
   /// Queues c = op(a) op(b), row-major, batched as prepared.
   virtual void matmul(MatmulHandle matmul, DevicePtr a, DevicePtr b, DevicePtr c) = 0;

@@ -34,7 +34,7 @@ std::string stepWhere(const Program &program, size_t index) {
 Executable::Executable(CudaProgram program, std::shared_ptr<Device> device, ExecutableOptions options)
     : program_(std::move(program)), device_(std::move(device)), options_(options) {
   const Program &prog = program_.program;
-  checkProgram(prog, ProgramCheckOptions{false, kMaxKernelPointers});
+  checkProgram(prog, ProgramCheckOptions{false, kMaxKernelPointers, true});
   checkLaunches();
   try {
     arena_ = device_->allocate(prog.arenaBytes);
@@ -83,14 +83,14 @@ Executable::Executable(CudaProgram program, std::shared_ptr<Device> device, Exec
         // An empty product is no call; k = 0 is zeros (cuBLASLt is not asked either).
         if (p.batch * p.m * p.n > 0 && p.k > 0) {
           try {
-            matmul = device_->prepareMatmul(p, alignment);
+            matmul = device_->prepareMatmul(p, alignment, p.biasEpilogue ? pointers[2] : 0);
           } catch (const Error &) {
             if (!p.broadcastA || p.batch < 2)
               throw;
             // No batched algorithm with a shared A: one GEMM per batch.
             MatmulParams one = p;
             one.batch = 1, one.broadcastA = false;
-            matmul = device_->prepareMatmul(one, alignment);
+            matmul = device_->prepareMatmul(one, alignment, 0);
             unbatched_.insert(s);
           }
         }
@@ -193,10 +193,15 @@ void Executable::queueStep(size_t index) {
       for (int64_t b = 0; b < p.batch; ++b)
         device_->matmul(matmuls_[index], pointers[0], pointers[1] + DevicePtr(b * p.k * p.n) * es,
                         pointers[2] + DevicePtr(b * p.m * p.n) * es);
-    } else if (matmuls_[index])
-      device_->matmul(matmuls_[index], pointers[0], pointers[1], pointers[2]);
-    else
-      device_->fill(pointers[2], 0, step.result.bytes);
+    } else if (matmuls_[index]) {
+      device_->matmul(matmuls_[index], pointers[0], pointers[1], pointers[step.operands.size()]);
+    } else {
+      device_->fill(pointers[step.operands.size()], 0, step.result.bytes);
+      if (step.matmul.biasEpilogue) // k = 0: the bias alone
+        for (int64_t row = 0; row < step.matmul.m; ++row)
+          device_->copyOnDevice(pointers[3] + DevicePtr(row * step.matmul.n) * dtypeSize(step.matmul.dtype), pointers[2],
+                                step.matmul.n * int64_t(dtypeSize(step.matmul.dtype)));
+    }
     return;
   case StepKind::Copy:
     if (step.result.bytes > 0 && pointers[1] != pointers[0])

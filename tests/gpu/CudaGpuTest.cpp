@@ -128,6 +128,11 @@ std::vector<double> referenceMatmul(const MatmulParams &p, const std::vector<T> 
 }
 
 template <typename T> void checkMatmul(cuda::Device &device, const MatmulParams &p) {
+  std::vector<T> bias(size_t(p.n));
+  for (size_t j = 0; j < bias.size(); ++j)
+    bias[j] = T(0.25 * double(j % 7) - 0.5);
+  cuda::DevicePtr dbias = device.allocate(int64_t(bias.size() * sizeof(T)));
+  device.copyToDevice(dbias, bias.data(), int64_t(bias.size() * sizeof(T)));
   std::mt19937 rng(7);
   std::uniform_real_distribution<double> uniform(-1, 1);
   std::vector<T> a(size_t((p.broadcastA ? 1 : p.batch) * p.m * p.k)), b(size_t(p.batch * p.k * p.n)), c(size_t(p.batch * p.m * p.n));
@@ -139,15 +144,18 @@ template <typename T> void checkMatmul(cuda::Device &device, const MatmulParams 
                   dc = device.allocate(int64_t(c.size() * sizeof(T)));
   device.copyToDevice(da, a.data(), int64_t(a.size() * sizeof(T)));
   device.copyToDevice(db, b.data(), int64_t(b.size() * sizeof(T)));
-  cuda::MatmulHandle plan = device.prepareMatmul(p, uint32_t(sizeof(T)));
+  cuda::MatmulHandle plan = device.prepareMatmul(p, uint32_t(sizeof(T)), p.biasEpilogue ? dbias : 0);
   device.matmul(plan, da, db, dc);
   device.copyToHost(c.data(), dc, int64_t(c.size() * sizeof(T)));
   std::vector<double> want = referenceMatmul(p, a, b);
+  if (p.biasEpilogue)
+    for (size_t i = 0; i < want.size(); ++i)
+      want[i] += double(bias[i % size_t(p.n)]);
   double tolerance = sizeof(T) == 4 ? 1e-5 : 1e-12;
   for (size_t i = 0; i < c.size(); ++i)
     ASSERT_NEAR(double(c[i]), want[i], tolerance * double(p.k)) << "element " << i;
   device.releaseMatmul(plan);
-  device.release(da), device.release(db), device.release(dc);
+  device.release(da), device.release(db), device.release(dc), device.release(dbias);
 }
 
 TEST_F(Gpu, CublasLtMatmulsOfEveryLayoutMatchDoubleSums) {
@@ -161,6 +169,7 @@ TEST_F(Gpu, CublasLtMatmulsOfEveryLayoutMatchDoubleSums) {
             MatmulParams p;
             p.batch = batch, p.m = 37, p.n = 19, p.k = 53, p.transposeA = ta, p.transposeB = tb, p.dtype = dtype;
             p.broadcastA = broadcast; // one A for every batch (the convolutions' filter)
+          p.biasEpilogue = batch == 1 && dtype == DType::F32; // a Linear layer's bias (cuBLASLt epilogue)
             SCOPED_TRACE("batch " + std::to_string(batch) + (broadcast ? " one" : "") + (ta ? " A^T" : " A") +
                          (tb ? " B^T " : " B ") + std::string(dtypeName(dtype)));
             if (dtype == DType::F32)

@@ -375,6 +375,25 @@ TEST(CudaCodegen, GroupedConvolutionsKeepTheirDirectKernel) {
   EXPECT_EQ(direct, 1u);
 }
 
+// A Linear layer's matmul and bias add become one cuBLASLt call with the bias
+// epilogue, writing where the add wrote: the mlp step's three layers.
+TEST(CudaCodegen, LinearLayersUseTheBiasEpilogue) {
+  OptimizerOptions o;
+  o.kind = OptimizerKind::Momentum;
+  std::unique_ptr<Graph> step = buildTrainingStep(*examples::buildMlp(), o);
+  CudaProgram p = lowerPlanned(*step);
+  std::vector<std::string> biases;
+  for (const Step &s : p.program.steps)
+    if (s.kind == StepKind::Matmul && s.matmul.biasEpilogue) {
+      ASSERT_EQ(s.operands.size(), 3u) << s.name;
+      ASSERT_EQ(s.operands[2].space, BufferRef::Space::Argument) << s.name;
+      biases.push_back(p.program.arguments[size_t(s.operands[2].argument)].name);
+      EXPECT_EQ(s.operands[2].bytes, s.matmul.n * 4) << s.name;
+    }
+  EXPECT_EQ(biases, (std::vector<std::string>{"fc1.bias", "fc2.bias", "fc3.bias"}));
+  expectCompiles(p, "mlp-bias");
+}
+
 // What `kiln compile --emit=cuda|ptx --dump-dir` writes.
 TEST(CudaCodegen, EmitAndDumpGiveEveryKernelStandalone) {
   Module m = parseModule(readFile(kDir + "conv2d.grad.kir"), "conv2d.grad.kir");

@@ -107,7 +107,8 @@ extern "C" void kiln_emu_launch(void (*fn)(void **), void **args, unsigned grid,
 )";
 
 
-template <typename T> void hostMatmul(const MatmulParams &p, const T *a, const T *b, T *c) {
+/// As cuBLASLt: the double sum rounded to T, then the bias (epilogue) added in T.
+template <typename T> void hostMatmul(const MatmulParams &p, const T *a, const T *b, T *c, const T *bias) {
   for (int64_t batch = 0; batch < p.batch; ++batch)
     for (int64_t i = 0; i < p.m; ++i)
       for (int64_t j = 0; j < p.n; ++j) {
@@ -118,7 +119,7 @@ template <typename T> void hostMatmul(const MatmulParams &p, const T *a, const T
           double y = p.transposeB ? b[(batch * p.n + j) * p.k + k] : b[(batch * p.k + k) * p.n + j];
           sum += x * y;
         }
-        c[(batch * p.m + i) * p.n + j] = T(sum);
+        c[(batch * p.m + i) * p.n + j] = p.biasEpilogue ? T(T(sum) + bias[j]) : T(sum);
       }
 }
 
@@ -287,11 +288,11 @@ void EmulatedDevice::launch(cuda::KernelHandle kernel, const CudaLaunch &launch,
   });
 }
 
-cuda::MatmulHandle EmulatedDevice::prepareMatmul(const MatmulParams &params, uint32_t alignment) {
+cuda::MatmulHandle EmulatedDevice::prepareMatmul(const MatmulParams &params, uint32_t alignment, cuda::DevicePtr bias) {
   notCapturing("preparing a matmul");
   if (refuseBroadcastA && params.broadcastA)
     throwError("emulated cuda", "no algorithm for a matmul with a shared A");
-  matmuls_[next_] = params;
+  matmuls_[next_] = {params, bias};
   matmulAlignments.push_back(alignment);
   return next_++;
 }
@@ -299,12 +300,12 @@ cuda::MatmulHandle EmulatedDevice::prepareMatmul(const MatmulParams &params, uin
 void EmulatedDevice::releaseMatmul(cuda::MatmulHandle matmul) noexcept { matmuls_.erase(matmul); }
 
 void EmulatedDevice::matmul(cuda::MatmulHandle matmul, cuda::DevicePtr a, cuda::DevicePtr b, cuda::DevicePtr c) {
-  MatmulParams p = matmuls_.at(matmul);
+  auto [p, bias] = matmuls_.at(matmul);
   queue([=] {
     if (p.dtype == DType::F64)
-      hostMatmul(p, at<const double>(a), at<const double>(b), at<double>(c));
+      hostMatmul(p, at<const double>(a), at<const double>(b), at<double>(c), at<const double>(bias));
     else
-      hostMatmul(p, at<const float>(a), at<const float>(b), at<float>(c));
+      hostMatmul(p, at<const float>(a), at<const float>(b), at<float>(c), at<const float>(bias));
   });
 }
 

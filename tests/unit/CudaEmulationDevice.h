@@ -73,7 +73,7 @@ public:
   cuda::KernelHandle kernel(cuda::ModuleHandle module, const std::string &name) override;
   void launch(cuda::KernelHandle kernel, const CudaLaunch &launch,
               const std::vector<cuda::DevicePtr> &pointers) override;
-  cuda::MatmulHandle prepareMatmul(const MatmulParams &params, uint32_t alignment) override;
+  cuda::MatmulHandle prepareMatmul(const MatmulParams &params, uint32_t alignment, cuda::DevicePtr bias) override;
   void releaseMatmul(cuda::MatmulHandle matmul) noexcept override;
   void matmul(cuda::MatmulHandle matmul, cuda::DevicePtr a, cuda::DevicePtr b, cuda::DevicePtr c) override;
   void synchronize() override;
@@ -106,7 +106,7 @@ private:
   int64_t allocated_ = 0, peak_ = 0;
   std::map<size_t, std::string> modules_;          // handle -> source
   std::map<size_t, HostKernels::Kernel> functions_;
-  std::map<size_t, MatmulParams> matmuls_;
+  std::map<size_t, std::pair<MatmulParams, cuda::DevicePtr>> matmuls_; // params, bias
   bool capturing_ = false;
   std::vector<std::function<void()>> recording_;
   std::map<size_t, std::vector<std::function<void()>>> graphs_;
