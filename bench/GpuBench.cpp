@@ -190,6 +190,12 @@ json runGpuWorkload(const std::string &workload, const GpuOptions &options, doub
   if (!std::isfinite(lastLoss))
     throwError(workload, "the loss after the timed steps is not finite");
 
+  // One more run, step by step with events between the steps: where the GPU
+  // time goes (the table does not print it; bench-gpu.json keeps it).
+  Profile profile;
+  exe.run(&profile);
+  out["profile"] = formatProfile(exe.program(), profile);
+
   out["steps"] = options.steps;
   out["graph_replay"] = exe.replaying();
   out["median_ms"] = median(stepMs);

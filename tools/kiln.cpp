@@ -95,10 +95,12 @@ commands:
       --target=cuda compiles the kernels with NVRTC for the first GPU and
       runs the step there, captured as a CUDA graph from the second run on
       (--no-cuda-graph: kernel by kernel every run).
-      --profile (--target=cpu) prints the time of every step entry (kernel
+      --profile (--target=cpu|cuda) prints the time of every step entry (kernel
       or library call) per run, slowest first, over the runs after the first
-      (all of them with --steps=1); --trace=FILE.json writes the last run's
-      entries as a Chrome trace (Perfetto, chrome://tracing).
+      (all of them with --steps=1; on the GPU: CUDA-event time of the runs
+      after the first, launched step by step instead of as the graph);
+      --trace=FILE.json writes the last run's entries as a Chrome trace
+      (Perfetto, chrome://tracing).
 )";
 
 using kiln::HostTensor;
@@ -372,7 +374,7 @@ int runOnCpu(const kiln::CommandLine &cl) {
   // Profiled: every run after the first (which pays for page faults), or
   // the one run of --steps=1.
   bool profiling = cl.has("--profile") || cl.has("--trace");
-  kiln::cpu::Profile profile;
+  kiln::Profile profile;
   profile.trace = cl.has("--trace");
   auto result = [&](size_t i) { return exe.result(i); };
   for (uint64_t step = 0; step < run.steps; ++step) {
@@ -385,9 +387,9 @@ int runOnCpu(const kiln::CommandLine &cl) {
                     [&](const std::string &name) { return exe.argument(name); });
   if (cl.has("--profile"))
     std::cout << "profile of @" << graph.name() << ", " << kiln::cpu::numThreads() << " threads:\n"
-              << kiln::cpu::formatProfile(exe.program(), profile);
+              << kiln::formatProfile(exe.program(), profile);
   if (cl.has("--trace"))
-    kiln::writeFileAtomically(cl.get("--trace"), kiln::cpu::formatChromeTrace(exe.program(), profile));
+    kiln::writeFileAtomically(cl.get("--trace"), kiln::formatChromeTrace(exe.program(), profile));
   return 0;
 #endif
 }
@@ -418,16 +420,27 @@ int runOnCuda(const kiln::CommandLine &cl) {
   std::printf("@%s compiled for %s (%s) in %.0f ms (%zu steps, arena %lld bytes, %lld device bytes)\n",
               graph.name().c_str(), device->info().name.c_str(), device->info().arch.c_str(), compileMs,
               exe->program().steps.size(), (long long)exe->program().arenaBytes, (long long)exe->deviceBytes());
+  // Profiled (--profile, --trace): the runs after the first (eager) one,
+  // each launched step by step with events between the steps.
+  bool profiling = cl.has("--profile") || cl.has("--trace");
+  kiln::Profile profile;
+  profile.trace = cl.has("--trace");
   auto result = [&](size_t i) { return exe->result(i); };
   for (uint64_t step = 0; step < run.steps; ++step) {
     auto start = std::chrono::steady_clock::now();
-    exe->run();
+    exe->run(profiling && step > 0 ? &profile : nullptr);
     exe->synchronize();
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     printStepLine(run, step, result, exe->numResults(), ms);
   }
   finishCompiledRun(cl, run, "cuda", result, exe->numResults(),
                     [&](const std::string &name) { return exe->argument(name); });
+  if (cl.has("--profile"))
+    std::cout << "profile of @" << graph.name() << " on " << device->info().name
+              << " (GPU time by CUDA events, kernel by kernel):\n"
+              << (profile.runs ? kiln::formatProfile(exe->program(), profile) : "no profiled run (--steps=2 or more)\n");
+  if (cl.has("--trace"))
+    kiln::writeFileAtomically(cl.get("--trace"), kiln::formatChromeTrace(exe->program(), profile));
   return 0;
 #endif
 }
@@ -460,8 +473,8 @@ int runCommand(const kiln::CommandLine &cl) {
   if (cl.positional().size() != 1)
     kiln::throwError("", "run expects one input file; see --help");
   std::string target = cl.get("--target", "interp");
-  if (target != "cpu" && (cl.has("--profile") || cl.has("--trace")))
-    kiln::throwError("", "--profile and --trace are options of --target=cpu");
+  if (target != "cpu" && target != "cuda" && (cl.has("--profile") || cl.has("--trace")))
+    kiln::throwError("", "--profile and --trace are options of --target=cpu|cuda");
   if (cl.has("--no-cuda-graph") && target != "cuda")
     kiln::throwError("", "--no-cuda-graph is an option of --target=cuda");
   if (target == "cpu")

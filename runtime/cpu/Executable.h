@@ -3,6 +3,7 @@
 #pragma once
 
 #include "runtime/Numerics.h"
+#include "runtime/Profile.h"
 #include "runtime/Program.h"
 #include "runtime/Tensor.h"
 
@@ -18,24 +19,6 @@ namespace cpu {
 
 /// The most pointers (operands + result) a generated kernel takes.
 inline constexpr size_t kMaxKernelPointers = 32;
-
-/// Wall time of each step of a Program, summed over the runs it was given to.
-struct Profile {
-  std::vector<double> stepSeconds; // by step index
-  double updateSeconds = 0;        // applying `updates`
-  int64_t runs = 0;
-  /// With `trace` set, each run records when each step began and ended, in
-  /// seconds from the start of the run (by step index, then the updates):
-  /// the last run's timeline, for formatChromeTrace.
-  bool trace = false;
-  std::vector<std::pair<double, double>> lastRun;
-};
-/// The steps by time, slowest first: time per run, share, index, kind, name.
-std::string formatProfile(const Program &program, const Profile &profile);
-/// The last run of a traced Profile as Chrome-trace JSON (the Trace Event
-/// Format that Perfetto and chrome://tracing open): one complete event per
-/// step, with its kind, index and shapes as args.
-std::string formatChromeTrace(const Program &program, const Profile &profile);
 
 /// Executes a Program whose Kernel steps have their function pointers filled
 /// in (JIT or AOT). Construction checks the whole Program: every buffer slice

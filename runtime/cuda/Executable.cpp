@@ -115,6 +115,9 @@ Executable::~Executable() {
 }
 
 void Executable::release() noexcept {
+  for (EventHandle e : events_)
+    device_->releaseEvent(e);
+  events_.clear();
   if (graph_)
     device_->releaseGraph(graph_);
   for (MatmulHandle m : matmuls_)
@@ -232,9 +235,37 @@ void Executable::queueUpdates() {
   }
 }
 
-void Executable::run() {
+void Executable::runProfiled(Profile &profile) {
   const Program &prog = program_.program;
-  if (runs_ == 0 || checkNumerics_) {
+  size_t n = prog.steps.size();
+  while (events_.size() < n + 2)
+    events_.push_back(device_->createEvent());
+  device_->recordEvent(events_[0]);
+  for (size_t s = 0; s < n; ++s) {
+    queueStep(s);
+    device_->recordEvent(events_[s + 1]);
+  }
+  queueUpdates();
+  device_->recordEvent(events_[n + 1]);
+  device_->synchronize();
+  profile.stepSeconds.resize(n, 0.0);
+  if (profile.trace)
+    profile.lastRun.assign(n + 1, {0.0, 0.0});
+  for (size_t s = 0; s <= n; ++s) {
+    double seconds = device_->elapsedMilliseconds(events_[s], events_[s + 1]) * 1e-3;
+    (s < n ? profile.stepSeconds[s] : profile.updateSeconds) += seconds;
+    if (profile.trace)
+      profile.lastRun[s] = {device_->elapsedMilliseconds(events_[0], events_[s]) * 1e-3,
+                            device_->elapsedMilliseconds(events_[0], events_[s + 1]) * 1e-3};
+  }
+  ++profile.runs;
+}
+
+void Executable::run(Profile *profile) {
+  const Program &prog = program_.program;
+  if (profile && runs_ > 0 && !checkNumerics_) {
+    runProfiled(*profile);
+  } else if (runs_ == 0 || checkNumerics_) {
     // Eagerly, one step at a time: a failing kernel is named here, and lazy
     // loading happens outside any capture.
     for (size_t s = 0; s < prog.steps.size(); ++s) {

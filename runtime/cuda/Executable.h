@@ -5,6 +5,7 @@
 // graph and replayed.
 #pragma once
 
+#include "runtime/Profile.h"
 #include "runtime/Program.h"
 #include "runtime/Tensor.h"
 #include "runtime/cuda/CudaProgram.h"
@@ -54,8 +55,11 @@ public:
   /// A copy of the argument's current value (waits for queued runs).
   HostTensor argument(const std::string &name) const;
 
-  /// Queues one step (see the class comment).
-  void run();
+  /// Queues one step (see the class comment). With `profile`, the run
+  /// launches step by step with a CUDA event between steps (not the graph:
+  /// the graph's kernels cannot be timed one by one), waits, and adds each
+  /// step's GPU time to `profile` (`kiln run --target=cuda --profile`).
+  void run(Profile *profile = nullptr);
   /// With check-numerics on, every run is eager: after each step, its float
   /// results (`Step::resultTypes`) are copied to the host and scanned, and the
   /// first NaN or infinity stops the run (before the updates) with the CPU
@@ -88,6 +92,7 @@ private:
   void queueStep(size_t index);
   void queueUpdates();
   void checkStepNumerics(size_t index) const;
+  void runProfiled(Profile &profile);
   void release() noexcept;
 
   CudaProgram program_;
@@ -110,6 +115,7 @@ private:
   int64_t runs_ = 0;
   int64_t deviceBytes_ = 0;
   bool checkNumerics_ = false;
+  std::vector<EventHandle> events_; // profiling: one before the steps, one after each, one after the updates
 };
 
 } // namespace cuda

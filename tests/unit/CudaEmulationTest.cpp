@@ -164,6 +164,37 @@ TEST(CudaEmulation, CheckNumericsNamesTheNodeThatOverflowed) {
   }
 }
 
+// --profile on the GPU: a run step by step with events between the steps,
+// the same results as the graph's, a time for every step.
+TEST(CudaEmulation, ProfiledRunsTimeEveryStepAndComputeTheSame) {
+  Suite &s = suite();
+  ASSERT_TRUE(s.loaded);
+  size_t mlp = 0;
+  while (s.cases[mlp].name != "mlp")
+    ++mlp;
+  auto a = load(mlp, std::make_shared<EmulatedDevice>(s.kernels));
+  auto b = load(mlp, std::make_shared<EmulatedDevice>(s.kernels));
+  Profile profile;
+  profile.trace = true;
+  for (int run = 0; run < 3; ++run) {
+    a->run(run > 0 ? &profile : nullptr);
+    b->run();
+  }
+  TensorMap profiled = runAndCollect(*a, 0), replayed = runAndCollect(*b, 0);
+  for (const auto &[name, value] : profiled)
+    EXPECT_EQ(std::memcmp(value.data(), replayed.at(name).data(), value.byteSize()), 0) << name;
+  EXPECT_EQ(profile.runs, 2);
+  ASSERT_EQ(profile.stepSeconds.size(), a->program().steps.size());
+  ASSERT_EQ(profile.lastRun.size(), a->program().steps.size() + 1);
+  for (size_t i = 0; i < profile.stepSeconds.size(); ++i) {
+    EXPECT_GE(profile.stepSeconds[i], 0.0) << i;
+    EXPECT_LE(profile.lastRun[i].first, profile.lastRun[i].second) << i;
+  }
+  std::string report = formatProfile(a->program(), profile);
+  EXPECT_NE(report.find("2 runs"), std::string::npos) << report;
+  EXPECT_NE(report.find("matmul + bias"), std::string::npos) << report;
+}
+
 TEST(CudaEmulation, CaptureRulesAreEnforced) {
   Suite &s = suite();
   ASSERT_TRUE(s.loaded);

@@ -180,14 +180,14 @@ TEST(Executable, FeedsAreChecked) {
 
 TEST(Executable, ProfilesEachStep) {
   Executable exe(embedProgram(false));
-  cpu::Profile profile;
+  Profile profile;
   exe.run(&profile);
   exe.run(&profile);
   EXPECT_EQ(profile.runs, 2);
   ASSERT_EQ(profile.stepSeconds.size(), 4u);
   for (double seconds : profile.stepSeconds)
     EXPECT_GE(seconds, 0.0);
-  std::string report = cpu::formatProfile(exe.program(), profile);
+  std::string report = formatProfile(exe.program(), profile);
   EXPECT_NE(report.find("#2 matmul %2 matmul"), std::string::npos) << report;
   EXPECT_NE(report.find("2 runs"), std::string::npos) << report;
 }
