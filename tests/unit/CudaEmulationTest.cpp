@@ -56,6 +56,16 @@ Suite &suite() {
   return *s;
 }
 
+/// The index of the case named `name` (a test failure, and 0, if none is).
+size_t caseIndex(const std::string &name) {
+  const Suite &s = suite();
+  for (size_t i = 0; i < s.cases.size(); ++i)
+    if (s.cases[i].name == name)
+      return i;
+  ADD_FAILURE() << "no case " << name;
+  return 0;
+}
+
 std::unique_ptr<cuda::Executable> load(size_t i, std::shared_ptr<EmulatedDevice> device, bool graph = true) {
   Suite &s = suite();
   cuda::ExecutableOptions options;
@@ -169,9 +179,7 @@ TEST(CudaEmulation, CheckNumericsNamesTheNodeThatOverflowed) {
 TEST(CudaEmulation, ProfiledRunsTimeEveryStepAndComputeTheSame) {
   Suite &s = suite();
   ASSERT_TRUE(s.loaded);
-  size_t mlp = 0;
-  while (s.cases[mlp].name != "mlp")
-    ++mlp;
+  size_t mlp = caseIndex("mlp");
   auto a = load(mlp, std::make_shared<EmulatedDevice>(s.kernels));
   auto b = load(mlp, std::make_shared<EmulatedDevice>(s.kernels));
   Profile profile;
@@ -213,9 +221,7 @@ TEST(CudaEmulation, CaptureRulesAreEnforced) {
 TEST(CudaEmulation, ExecutableRejectsBrokenPrograms) {
   Suite &s = suite();
   ASSERT_TRUE(s.loaded);
-  size_t gpt = 0;
-  while (s.cases[gpt].name != "gpt")
-    ++gpt;
+  size_t gpt = caseIndex("gpt");
   auto device = std::make_shared<EmulatedDevice>(s.kernels);
   auto expectError = [&](CudaProgram p, const std::string &what) {
     try {
