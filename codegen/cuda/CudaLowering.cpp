@@ -155,6 +155,16 @@ private:
     return s;
   }
 
+  /// The im2col of a convolution's input (its operand 0) into the scratch's
+  /// first `colsBytes`.
+  void pushIm2col(const Step &step, int64_t colsBytes) {
+    Step im2col = derived(step, StepKind::Kernel, " (im2col)");
+    im2col.operands = {step.operands[0]};
+    im2col.result = scratch(0, colsBytes);
+    markScratch({0});
+    push(im2col, add(generateIm2colKernel(step.window, nextName())));
+  }
+
   bool lowerConvolution(const Step &step) {
     if (step.kind != StepKind::Conv2d && step.kind != StepKind::Conv2dGradInput &&
         step.kind != StepKind::Conv2dGradFilter)
@@ -170,11 +180,7 @@ private:
     mm.batch = p.n, mm.dtype = p.dtype, mm.broadcastA = true;
     if (step.kind == StepKind::Conv2d) {
       // cols = im2col(x); y[n] [o, P] = w [o, K] x cols[n] [K, P]
-      Step im2col = derived(step, StepKind::Kernel, " (im2col)");
-      im2col.operands = {step.operands[0]};
-      im2col.result = scratch(0, colsBytes);
-      markScratch({0});
-      push(im2col, add(generateIm2colKernel(p, nextName())));
+      pushIm2col(step, colsBytes);
       Step gemm = derived(step, StepKind::Matmul, " (gemm)");
       gemm.what = step.what, gemm.resultTypes = step.resultTypes;
       gemm.operands = {step.operands[1], scratch(0, colsBytes)};
@@ -204,11 +210,7 @@ private:
       // cols = im2col(x); part[n] [o, K] = dy[n] [o, P] x cols[n]^T [P, K]; dw = sum over n
       int64_t filterBytes = p.o * taps * es, partsBytes = p.n * filterBytes;
       int64_t partsAt = alignUp(colsBytes);
-      Step im2col = derived(step, StepKind::Kernel, " (im2col)");
-      im2col.operands = {step.operands[0]};
-      im2col.result = scratch(0, colsBytes);
-      markScratch({0});
-      push(im2col, add(generateIm2colKernel(p, nextName())));
+      pushIm2col(step, colsBytes);
       Step gemm = derived(step, StepKind::Matmul, " (gemm)");
       gemm.operands = {step.operands[1], scratch(0, colsBytes)};
       mm.m = p.o, mm.n = taps, mm.k = positions, mm.transposeB = true, mm.broadcastA = false;

@@ -58,6 +58,21 @@ const char *kFirstMax = R"(
       }
 )";
 
+/// How a scatter_add kernel sums the updates `upd[o, j, t]` of an output
+/// element: its accumulator type, initial value, the statement adding update
+/// j, and the stored result. Floats in double, integers wrapping in 64 bits.
+struct ScatterSum {
+  std::string acc, init, add, result;
+};
+ScatterSum scatterSum(const IndexParams &q, const std::string &where) {
+  if (q.valueType == DType::F32 || q.valueType == DType::F64)
+    return {"double", "0.0", "sum += (double)upd[(o * $IDX + j) * $INNER + t];", "(V)sum"};
+  if (q.valueType == DType::I32 || q.valueType == DType::I64)
+    return {"unsigned long long", "0ull", "sum += (unsigned long long)(long long)upd[(o * $IDX + j) * $INNER + t];",
+            "(V)(long long)sum"};
+  throwError(where, "the CUDA backend has no scatter_add kernel for " + std::string(dtypeName(q.valueType)));
+}
+
 } // namespace
 
 CudaKernel generateLibraryKernel(const Step &step, const std::string &name) {
@@ -203,14 +218,7 @@ CudaKernel generateLibraryKernel(const Step &step, const std::string &name) {
              "  typedef $V V; typedef $I I;\n  " + std::string(kGridLoop) + body + "  }\n}\n";
     } else { // out[o, r, t] = sum over j with idx[j] == r of upd[o, j, t], in index order
       total = q.outer * q.rows * q.inner;
-      std::string acc, init, add, result;
-      if (q.valueType == DType::F32 || q.valueType == DType::F64)
-        acc = "double", init = "0.0", add = "sum += (double)upd[(o * $IDX + j) * $INNER + t];", result = "(V)sum";
-      else if (q.valueType == DType::I32 || q.valueType == DType::I64)
-        acc = "unsigned long long", init = "0ull",
-        add = "sum += (unsigned long long)(long long)upd[(o * $IDX + j) * $INNER + t];", result = "(V)(long long)sum";
-      else
-        throwError(step.name, "the CUDA backend has no scatter_add kernel for " + std::string(dtypeName(q.valueType)));
+      auto [acc, init, add, result] = scatterSum(q, step.name);
       body = R"(
     const long long t = e % $INNER, r = (e / $INNER) % $ROWS, o = e / ($INNER * $ROWS);
     )" + acc + " sum = " + init + R"(;
@@ -359,14 +367,7 @@ CudaKernel generateSortedScatterAddKernel(const IndexParams &q, const std::strin
   std::map<std::string, std::string> v = indexValues(q, name);
   int64_t total = q.outer * q.rows * q.inner;
   v["TOTAL"] = ll(total);
-  std::string acc, init, add, result;
-  if (q.valueType == DType::F32 || q.valueType == DType::F64)
-    acc = "double", init = "0.0", add = "sum += (double)upd[(o * $IDX + j) * $INNER + t];", result = "(V)sum";
-  else if (q.valueType == DType::I32 || q.valueType == DType::I64)
-    acc = "unsigned long long", init = "0ull",
-    add = "sum += (unsigned long long)(long long)upd[(o * $IDX + j) * $INNER + t];", result = "(V)(long long)sum";
-  else
-    throwError("", "the CUDA backend has no scatter_add kernel for " + std::string(dtypeName(q.valueType)));
+  auto [acc, init, add, result] = scatterSum(q, "");
   std::string body = R"(
     const long long t = e % $INNER, r = (e / $INNER) % $ROWS, o = e / ($INNER * $ROWS);
     long long lo = 0, hi = $IDX;
