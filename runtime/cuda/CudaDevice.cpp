@@ -372,15 +372,23 @@ public:
     return next_++;
   }
   void launch(KernelHandle kernel, const CudaLaunch &launch, const std::vector<DevicePtr> &pointers) override {
-    std::vector<CUdeviceptr> values(pointers.begin(), pointers.end());
-    std::vector<void *> params;
-    for (CUdeviceptr &v : values)
-      params.push_back(&v);
+    // The Executable checks a kernel's pointers against kMaxKernelPointers; no
+    // allocation per launch (eager runs launch every kernel every step).
+    constexpr size_t kMaxPointers = 64;
+    if (pointers.size() > kMaxPointers)
+      throwError("cuda", "kernel '" + launch.kernel + "' takes " + std::to_string(pointers.size()) + " pointers");
+    CUdeviceptr values[kMaxPointers];
+    void *params[kMaxPointers];
+    for (size_t i = 0; i < pointers.size(); ++i) {
+      values[i] = pointers[i];
+      params[i] = &values[i];
+    }
     makeCurrent();
-    check(driver().launchKernel(functions_.at(kernel).second, unsigned(launch.grid), 1, 1, unsigned(launch.block), 1, 1,
-                                unsigned(launch.sharedBytes), stream_, params.data(), nullptr),
-          "cuLaunchKernel(" + launch.kernel + ", grid " + std::to_string(launch.grid) + ", block " +
-              std::to_string(launch.block) + ")");
+    CUresult r = driver().launchKernel(functions_.at(kernel).second, unsigned(launch.grid), 1, 1, unsigned(launch.block),
+                                       1, 1, unsigned(launch.sharedBytes), stream_, params, nullptr);
+    if (r != CUDA_SUCCESS)
+      check(r, "cuLaunchKernel(" + launch.kernel + ", grid " + std::to_string(launch.grid) + ", block " +
+                   std::to_string(launch.block) + ")");
   }
 
   MatmulHandle prepareMatmul(const MatmulParams &p, uint32_t alignment, DevicePtr bias) override {
