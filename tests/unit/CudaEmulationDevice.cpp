@@ -131,8 +131,11 @@ void HostKernels::add(size_t program, const CudaProgram &p) {
   std::string prefix = "c" + std::to_string(program) + "_";
   size_t kernel = 0;
   for (size_t s = 0; s < p.launches.size(); ++s)
-    if (!p.launches[s].kernel.empty() && (p.strategies[kernel++] == "row" || p.strategies[kernel - 1] == "split"))
-      concurrent_.insert(prefix + p.launches[s].kernel);
+    if (!p.launches[s].kernel.empty()) {
+      const std::string &strategy = p.strategies[kernel++];
+      if (strategy == "row" || strategy == "split") // their threads synchronize
+        concurrent_.insert(prefix + p.launches[s].kernel);
+    }
   for (const CudaModule &m : p.modules) {
     prefixes_.emplace(m.source, prefix);
     std::string body = std::regex_replace(m.source.substr(cudaPreamble().size()), std::regex("kiln_kernel_"),
